@@ -1,0 +1,73 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "redis_sidecar/config/secret.hpp"
+
+namespace redis_sidecar::config {
+
+/// TLS towards the upstream.
+struct tls_settings {
+    bool enabled = false;      ///< speak TLS to the upstream (ElastiCache in-transit encryption)
+    bool verify = true;        ///< verify the chain and the host name; off only by REDIS_TLS_SKIP_VERIFY
+    std::string server_name;   ///< SNI and name to verify; empty means the upstream host
+    std::string ca_file;       ///< PEM bundle; empty means the system trust store
+    std::string cert_file;     ///< client certificate (PEM) for tls-auth-clients; empty for none
+    std::string key_file;      ///< its private key (PEM); set exactly when cert_file is
+};
+
+/// The Redis / Valkey / ElastiCache node the sidecar connects to.
+struct upstream_settings {
+    std::string host;                     ///< DNS name (lower case) or IP literal, never empty
+    std::uint16_t port = 6379;            ///< TCP port
+    tls_settings tls;                     ///< TLS options
+    std::optional<std::string> username;  ///< ACL user; absent means "default"
+    std::optional<secret> password;       ///< AUTH password / ElastiCache auth token
+    unsigned db = 0;                      ///< logical database selected after AUTH
+};
+
+/// The warm upstream connection pool.
+struct pool_settings {
+    unsigned max_connections = 128;                          ///< upstream connections, at most
+    unsigned min_idle_connections = 2;                       ///< kept idle and ready
+    std::chrono::milliseconds connection_timeout{5000};      ///< DNS + TCP + TLS + AUTH, per try
+    std::chrono::milliseconds socket_timeout{5000};          ///< sidecar's own commands (PING, AUTH)
+    bool socket_keepalive = true;                            ///< TCP keepalive on upstream sockets
+};
+
+/// Where local clients connect.
+struct listen_settings {
+    std::optional<std::string> tcp = "127.0.0.1:6379";  ///< host:port; absent when turned off
+    std::optional<std::string> unix_path;                ///< unix socket path; absent for none
+};
+
+/// The admin HTTP server (probes, metrics).
+struct http_settings {
+    std::string addr = "0.0.0.0:9090";  ///< host:port
+};
+
+/// Logging.
+struct log_settings {
+    std::string level = "info";   ///< debug, info, warn or error
+    std::string format = "json";  ///< json or text
+};
+
+/// The validated, normalized configuration, with the source of every value.
+struct settings {
+    upstream_settings upstream;
+    pool_settings pool;
+    listen_settings listen;
+    http_settings http;
+    log_settings log;
+
+    /// Dotted key → where its value came from: "flag:--name", "env:NAME", "file:PATH",
+    /// "yaml:PATH", "url:NAME" or "default".
+    std::map<std::string, std::string> sources;
+};
+
+}  // namespace redis_sidecar::config

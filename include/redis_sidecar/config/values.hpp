@@ -1,0 +1,30 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace redis_sidecar::config {
+
+/// Drops leading and trailing white space (space, tab, CR, LF, VT, FF).
+std::string_view trim(std::string_view s);
+
+/// true/false/1/0/yes/no/on/off in any case; nullopt for anything else.
+std::optional<bool> parse_bool(std::string_view s);
+
+/// "250ms", "5s", "2m", "1h" or a bare number of seconds ("20", "0.5"); nullopt when malformed,
+/// negative or absurdly large (more than a day).
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s);
+
+/// The canonical form parse_duration reads back: "5s" for whole seconds, "250ms" otherwise.
+std::string format_duration(std::chrono::milliseconds d);
+
+/// A decimal port 1..65535; nullopt otherwise.
+std::optional<std::uint16_t> parse_port(std::string_view s);
+
+/// A decimal integer in [min, max]; nullopt otherwise (no sign, no white space inside).
+std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t min, std::uint64_t max);
+
+}  // namespace redis_sidecar::config

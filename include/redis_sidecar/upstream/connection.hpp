@@ -1,0 +1,160 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "redis_sidecar/config/settings.hpp"
+#include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/tls.hpp"
+
+namespace redis_sidecar::upstream {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class connection;
+
+/// Receives what the upstream sends on a connection. A connection always has one read pending;
+/// its bytes go to the current reader (the leasing client, or the pool while idle).
+class reader {
+public:
+    virtual ~reader() = default;
+    /// New bytes, valid only during the call unless the reader pauses the connection: return
+    /// false to pause reading (the bytes stay valid until connection::resume_reading()).
+    virtual bool on_upstream_data(connection& c, std::string_view bytes) = 0;
+    /// The connection broke (EOF, reset, TLS error, a command timeout). Called once.
+    virtual void on_upstream_error(connection& c, std::error_code ec) = 0;
+};
+
+/// What the server said about itself in its HELLO reply.
+struct server_info {
+    std::string version;       ///< "7.0.15"; empty for servers without HELLO
+    std::string role;          ///< "master" or "replica"; empty when unknown
+    std::string mode;          ///< "standalone", "cluster" or "sentinel"
+    bool supports_hello = true;
+};
+
+/// One step of opening a connection, for `redis-sidecar check` and debug logs.
+struct open_step {
+    std::string name;  ///< "tcp", "tls", "auth", "ping"
+    bool ok = false;
+    std::chrono::microseconds took{0};
+    std::string detail;  ///< addresses, cipher, certificate names, reply text
+};
+
+/// One authenticated upstream connection (TLS or plain). Used from one thread (its executor's).
+class connection : public std::enable_shared_from_this<connection> {
+public:
+    /// Size of the buffer each read fills; also the most a reader gets per call.
+    static constexpr std::size_t read_buffer_size = 16 * 1024;
+
+    connection(asio::any_io_executor ex, tls_client* tls, std::uint64_t id);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    std::uint64_t id() const { return id_; }
+    bool tls() const { return tls_ != nullptr; }
+    bool broken() const { return broken_; }
+    const server_info& info() const { return info_; }
+    std::chrono::steady_clock::time_point created() const { return created_; }
+    tcp::socket& socket() { return socket_; }
+    SSL* ssl_handle() { return tls_stream_ ? tls_stream_->native_handle() : nullptr; }
+    const tcp::endpoint& peer() const { return peer_; }
+    asio::any_io_executor get_executor() { return socket_.get_executor(); }
+
+    /// Hands the connection's bytes to `r` from now on (nullptr: any byte or EOF breaks it).
+    void set_reader(reader* r) { reader_ = r; }
+    reader* current_reader() const { return reader_; }
+    /// Continues after a reader returned false.
+    void resume_reading();
+
+    /// Writes all of `buffers` (kept alive by the caller) and calls handler(ec).
+    template <class Buffers, class Handler>
+    void async_write(const Buffers& buffers, Handler&& handler) {
+        if (tls_stream_) {
+            asio::async_write(*tls_stream_, buffers, std::forward<Handler>(handler));
+        } else {
+            asio::async_write(socket_, buffers, std::forward<Handler>(handler));
+        }
+    }
+
+    /// Closes now: pending operations complete with errors, the reader hears of it once.
+    void close();
+    /// Marks as broken by a timeout and closes; the reader's error is error::timeout.
+    void close_on_timeout();
+
+    // Used while opening (see async_open).
+    void set_peer(const tcp::endpoint& ep) { peer_ = ep; }
+    void set_info(server_info info) { info_ = std::move(info); }
+    /// The TLS layer; only when tls().
+    asio::ssl::stream<tcp::socket&>& tls_stream() { return *tls_stream_; }
+    /// Starts the read loop (once, after the handshake).
+    void start_reading();
+
+private:
+    void do_read();
+    void on_read(const boost::system::error_code& ec, std::size_t n);
+    void fail(std::error_code ec);
+
+    tcp::socket socket_;
+    std::optional<asio::ssl::stream<tcp::socket&>> tls_stream_;  // over socket_, when TLS
+    tls_client* tls_;
+    std::uint64_t id_;
+    std::chrono::steady_clock::time_point created_;
+    tcp::endpoint peer_;
+    server_info info_;
+    reader* reader_ = nullptr;
+    bool reading_ = false;
+    bool paused_ = false;
+    bool broken_ = false;
+    bool timed_out_ = false;
+    std::array<char, read_buffer_size> buffer_{};
+};
+
+/// What async_open needs besides endpoints.
+struct open_options {
+    const config::upstream_settings* upstream = nullptr;
+    std::chrono::milliseconds timeout{5000};  ///< TCP + TLS + AUTH + PING, all together
+    bool keepalive = true;
+    std::string client_name;                  ///< CLIENT SETNAME value
+    std::vector<open_step>* trace = nullptr;  ///< filled step by step when set
+};
+
+using open_handler = std::function<void(std::error_code, std::shared_ptr<connection>)>;
+
+/// TCP connect to the first endpoint that answers → TLS handshake (SNI, host name verification)
+/// → HELLO 2 [AUTH] SETNAME (or AUTH + CLIENT SETNAME on servers without HELLO) → SELECT → PING,
+/// pipelined in one round trip. On failure the error is classified (upstream::error) and the
+/// connection is closed. The handler runs on `ex`.
+void async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
+                std::vector<tcp::endpoint> endpoints, open_options options,
+                open_handler handler);
+
+/// The commands the sidecar sends on its own connections (PING, AUTH, RESET): writes the
+/// formatted bytes (one or several pipelined commands), reads `replies` replies within
+/// `timeout`. The connection must have no reader but the pool; the previous reader is restored
+/// afterwards. On a timeout or I/O error the connection is closed.
+struct command_result {
+    std::error_code ec;
+    std::vector<resp::reply> replies;
+};
+void async_command(const std::shared_ptr<connection>& c, std::string formatted, std::size_t replies,
+                   std::chrono::milliseconds timeout,
+                   std::function<void(command_result)> handler);
+
+}  // namespace redis_sidecar::upstream

@@ -1,0 +1,137 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "redis_sidecar/config/settings.hpp"
+#include "redis_sidecar/upstream/connection.hpp"
+#include "redis_sidecar/upstream/stats.hpp"
+
+namespace redis_sidecar::upstream {
+
+/// Turns a host name into addresses. The seam where tests (and the test-only hosts file)
+/// replace DNS.
+using resolve_handler = std::function<void(std::error_code, std::vector<tcp::endpoint>)>;
+using resolver_fn = std::function<void(const std::string& host, std::uint16_t port, resolve_handler)>;
+
+/// DNS through the system resolver (getaddrinfo on Asio's resolver thread).
+resolver_fn system_resolver(asio::any_io_executor ex);
+
+/// Reads a hosts(5)-style file ("ADDRESS NAME...") on every lookup and answers from it when the
+/// name is there, otherwise asks `fallback`. For tests that move a name to a new address.
+resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback);
+
+/// The pool's tunables (see config::pool_settings for the user-facing ones).
+struct pool_options {
+    std::size_t max_connections = 128;
+    std::size_t min_idle = 2;
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds command_timeout{5000};   ///< health PINGs and the like
+    std::chrono::milliseconds acquire_timeout{5000};   ///< a waiter gets pool_timeout after this
+    std::chrono::milliseconds health_interval{10000};  ///< PING idle connections this often
+    std::chrono::milliseconds max_lifetime{std::chrono::hours(1)};  ///< then replaced
+    std::chrono::milliseconds backoff_base{100};  ///< reconnect backoff: full jitter in
+    std::chrono::milliseconds backoff_max{10000};  ///< [0, min(max, base * 2^failures)]
+    double max_connects_per_second = 50;           ///< new connections, at most
+    std::size_t max_waiters = 10000;               ///< queued acquirers, at most
+    bool keepalive = true;
+    std::string client_name = "redis-sidecar";
+};
+
+/// Builds pool_options from the resolved settings.
+pool_options options_from(const config::settings& s);
+
+/// A lease: the connection plus the promise to give it back.
+using acquire_handler = std::function<void(std::error_code, std::shared_ptr<connection>)>;
+
+/// Keeps warm, authenticated connections to one upstream. Single-threaded: every call and every
+/// handler runs on the pool's executor.
+class pool : public std::enable_shared_from_this<pool>, private reader {
+public:
+    pool(asio::any_io_executor ex, const config::upstream_settings& upstream, tls_client* tls,
+         pool_options options, resolver_fn resolver);
+    ~pool() override;
+
+    /// Starts filling up to min_idle and the health timer.
+    void start();
+    /// Closes every idle connection, fails waiters with shutting_down; leased connections are
+    /// closed when released.
+    void stop();
+
+    /// Gives an idle connection at once, or queues (bounded count, bounded wait) until one
+    /// opens. The handler runs later, never inside this call.
+    void async_acquire(acquire_handler handler);
+
+    /// Takes a leased connection back. `reusable` false (the client left it in an unknown state,
+    /// or it saw READONLY/LOADING/an I/O error) closes it.
+    void release(std::shared_ptr<connection> c, bool reusable);
+
+    const pool_stats& stats() const { return stats_; }
+    /// At least one healthy connection (idle or leased).
+    bool healthy() const { return stats_.open > 0; }
+    /// Called after every change of the counts or role (for probes and logs).
+    void on_change(std::function<void()> f) { on_change_ = std::move(f); }
+
+private:
+    struct waiter {
+        acquire_handler handler;
+        std::unique_ptr<asio::steady_timer> timer;
+        std::uint64_t id;
+    };
+
+    bool on_upstream_data(connection& c, std::string_view bytes) override;
+    void on_upstream_error(connection& c, std::error_code ec) override;
+
+    void maintain();
+    void schedule_maintain(std::chrono::steady_clock::time_point when);
+    void open_batch(std::size_t count);
+    void on_opened(std::error_code ec, std::shared_ptr<connection> c,
+                   std::chrono::steady_clock::time_point started);
+    void give(std::shared_ptr<connection> c);
+    void make_idle(std::shared_ptr<connection> c);
+    void discard(const std::shared_ptr<connection>& c);
+    void remove_idle(connection& c);
+    void health_check();
+    void update_counts();
+    void record_failure(std::error_code ec, const std::string& detail);
+    bool take_token();
+
+    asio::any_io_executor ex_;
+    config::upstream_settings upstream_;
+    tls_client* tls_;
+    pool_options options_;
+    resolver_fn resolver_;
+
+    std::deque<std::shared_ptr<connection>> idle_;
+    std::size_t leased_ = 0;
+    std::size_t checking_ = 0;
+    std::size_t opening_ = 0;
+    std::deque<waiter> waiters_;
+    std::uint64_t next_waiter_id_ = 1;
+    std::uint64_t next_connection_id_ = 1;
+
+    asio::steady_timer maintain_timer_;
+    bool maintain_scheduled_ = false;
+    asio::steady_timer health_timer_;
+    std::chrono::steady_clock::time_point next_open_allowed_{};
+    unsigned consecutive_failures_ = 0;
+    double tokens_ = 0;
+    std::chrono::steady_clock::time_point tokens_at_{};
+    std::string last_address_;
+    std::minstd_rand rng_{std::random_device{}()};
+    bool running_ = false;
+    pool_stats stats_;
+    std::function<void()> on_change_;
+};
+
+}  // namespace redis_sidecar::upstream

@@ -1,0 +1,94 @@
+#include "redis_sidecar/config/values.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+
+namespace redis_sidecar::config {
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+constexpr std::chrono::milliseconds max_duration = std::chrono::hours(24);
+
+}  // namespace
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+std::optional<bool> parse_bool(std::string_view s) {
+    s = trim(s);
+    for (auto t : {"true", "1", "yes", "on"}) {
+        if (iequals(s, t)) return true;
+    }
+    for (auto f : {"false", "0", "no", "off"}) {
+        if (iequals(s, f)) return false;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+    s = trim(s);
+    double scale_ms = 1000.0;  // a bare number is seconds
+    auto strip = [&s](std::string_view suffix) {
+        if (s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix) {
+            s.remove_suffix(suffix.size());
+            return true;
+        }
+        return false;
+    };
+    if (strip("ms")) {
+        scale_ms = 1.0;
+    } else if (strip("s")) {
+        scale_ms = 1000.0;
+    } else if (strip("m")) {
+        scale_ms = 60'000.0;
+    } else if (strip("h")) {
+        scale_ms = 3'600'000.0;
+    }
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s.front()))) return std::nullopt;
+    double number = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), number);
+    if (ec != std::errc{} || end != s.data() + s.size() || !std::isfinite(number)) {
+        return std::nullopt;
+    }
+    const double ms = number * scale_ms;
+    if (ms > static_cast<double>(max_duration.count())) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + "s";
+    return std::to_string(d.count()) + "ms";
+}
+
+std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t min, std::uint64_t max) {
+    s = trim(s);
+    if (s.empty() || s.size() > 19) return std::nullopt;
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc{} || end != s.data() + s.size() || value < min || value > max) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view s) {
+    auto v = parse_uint(s, 1, 65535);
+    if (!v) return std::nullopt;
+    return static_cast<std::uint16_t>(*v);
+}
+
+}  // namespace redis_sidecar::config

@@ -1,0 +1,664 @@
+#include "redis_sidecar/resp/scanner.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace redis_sidecar::resp {
+namespace {
+
+/// "No error": resp::error starts at 1, so the zero value is free to mean success internally.
+constexpr error ok{};
+
+/// Longest length or integer line: "-9223372036854775808" is 20 characters. Longer lines
+/// (leading zeros) are rejected so a peer cannot keep a header open forever.
+constexpr std::size_t max_number_length = 20;
+
+/// Most negative 64-bit integer's magnitude, the largest an integer reply may carry.
+constexpr std::uint64_t min_int64_magnitude = std::uint64_t{1} << 63;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// The type bytes of RESP2 and RESP3 (including attributes and the streamed-aggregate end).
+bool is_resp_type(char c) {
+    switch (c) {
+        case '+': case '-': case ':': case '$': case '*': case '_': case ',': case '#':
+        case '!': case '=': case '(': case '%': case '~': case '>': case '|': case '.':
+            return true;
+        default:
+            return false;
+    }
+}
+
+/// isspace() in the C locale, which Redis' sdssplitargs uses between arguments.
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+bool is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int hex_value(char c) {
+    if (is_digit(c)) return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+
+char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+/// sdssplitargs' escapes inside double quotes.
+char unescape(char c) {
+    switch (c) {
+        case 'n': return '\n';
+        case 'r': return '\r';
+        case 't': return '\t';
+        case 'b': return '\b';
+        case 'a': return '\a';
+        default: return c;
+    }
+}
+
+}  // namespace
+
+scanner::scanner(direction dir)
+    : scanner(dir, dir == direction::command ? scanner_options::for_commands()
+                                             : scanner_options::for_replies()) {}
+
+scanner::scanner(direction dir, const scanner_options& options) : dir_(dir), options_(options) {
+    options_.max_depth = std::min(options_.max_depth, max_nesting_depth);
+}
+
+void scanner::reset() {
+    state_ = state::frame_start;
+    error_ = error::protocol_error;
+    error_byte_ = 0;
+    frame_done_ = false;
+    begin_frame();
+}
+
+void scanner::begin_frame() {
+    info_ = frame_info{};
+    depth_ = 0;
+    after_attribute_ = false;
+    in_chunk_ = false;
+    capture_name_ = false;
+    capture_head_ = false;
+    inline_ = inline_state::blank;
+    pending_cr_ = false;
+    inline_length_ = 0;
+    arg_length_ = 0;
+}
+
+scan_result scanner::fail(error e, char byte, std::size_t consumed) {
+    state_ = state::failed;
+    error_ = e;
+    error_byte_ = byte;
+    return {scan_status::error, consumed, make_error_code(e)};
+}
+
+scan_result scanner::scan(std::string_view bytes) {
+    if (state_ == state::failed) return {scan_status::error, 0, make_error_code(error_)};
+    if (frame_done_) {
+        frame_done_ = false;
+        info_ = frame_info{};
+    }
+    const char* const data = bytes.data();
+    const std::size_t size = bytes.size();
+    std::size_t i = 0;
+    bool done = false;
+    while (i < size && !done) {
+        switch (state_) {
+            case state::frame_start: {
+                begin_frame();
+                const char c = data[i];
+                if (dir_ == direction::reply) {
+                    state_ = state::type_byte;
+                } else if (c == '*') {
+                    info_.type = '*';
+                    kind_ = line_kind::aggregate_length;
+                    type_ = c;
+                    negative_ = streamed_mark_ = false;
+                    magnitude_ = digits_ = line_length_ = 0;
+                    state_ = state::line;
+                    ++i;
+                } else if (is_resp_type(c)) {
+                    return fail(error::unexpected_command_type, c, i);
+                } else {
+                    info_.is_inline = true;
+                    state_ = state::inline_line;
+                }
+                break;
+            }
+            case state::type_byte: {
+                const char c = data[i];
+                if (const error e = on_type_byte(c); e != ok) return fail(e, c, i);
+                ++i;
+                break;
+            }
+            case state::line: {
+                while (i < size) {
+                    const char c = data[i];
+                    if (c == '\r') {
+                        state_ = state::line_lf;
+                        ++i;
+                        break;
+                    }
+                    if (c == '\n') return fail(error::expected_crlf, c, i);
+                    if (const error e = on_line_byte(c); e != ok) return fail(e, c, i);
+                    ++i;
+                }
+                break;
+            }
+            case state::line_lf: {
+                if (data[i] != '\n') return fail(error::expected_crlf, data[i], i);
+                if (const error e = finish_line(done); e != ok) return fail(e, '\n', i);
+                ++i;
+                break;
+            }
+            case state::payload: {
+                const auto take = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(static_cast<std::uint64_t>(remaining_), size - i));
+                if (verbatim_) {
+                    // A verbatim string is "xxx:" (3-byte format) followed by the text.
+                    const auto offset = static_cast<std::size_t>(payload_length_ - remaining_);
+                    if (offset <= 3 && offset + take > 3 && data[i + 3 - offset] != ':') {
+                        return fail(error::invalid_verbatim_string, data[i + 3 - offset],
+                                    i + 3 - offset);
+                    }
+                }
+                if (capture_name_ || capture_head_) capture_payload(data + i, take);
+                remaining_ -= static_cast<std::int64_t>(take);
+                i += take;
+                if (remaining_ == 0) state_ = state::payload_cr;
+                break;
+            }
+            case state::payload_cr: {
+                if (data[i] != '\r') return fail(error::expected_crlf, data[i], i);
+                state_ = state::payload_lf;
+                ++i;
+                break;
+            }
+            case state::payload_lf: {
+                if (data[i] != '\n') return fail(error::expected_crlf, data[i], i);
+                ++i;
+                if (in_chunk_) {
+                    in_chunk_ = false;
+                    state_ = state::chunk_start;
+                } else {
+                    if (capture_name_) info_.name_complete = true;
+                    done = complete_value();
+                }
+                break;
+            }
+            case state::chunk_start: {
+                const char c = data[i];
+                if (c != ';') return fail(error::invalid_stream_chunk, c, i);
+                kind_ = line_kind::chunk_length;
+                type_ = c;
+                negative_ = streamed_mark_ = false;
+                magnitude_ = digits_ = line_length_ = 0;
+                capture_head_ = capture_name_ = false;
+                state_ = state::line;
+                ++i;
+                break;
+            }
+            case state::inline_line: {
+                while (i < size) {
+                    const char c = data[i];
+                    if (pending_cr_) {
+                        pending_cr_ = false;
+                        if (c != '\n') {
+                            // The CR was not the line end: it is part of the line.
+                            if (const error e = inline_char('\r'); e != ok) {
+                                return fail(e, '\r', i);
+                            }
+                        }
+                    }
+                    if (c == '\n') {
+                        bool is_frame = false;
+                        switch (inline_) {
+                            case inline_state::blank:
+                            case inline_state::ignore_rest:
+                                break;
+                            case inline_state::word:
+                            case inline_state::after_quote:
+                                inline_end_arg();
+                                break;
+                            default:
+                                return fail(error::unbalanced_quotes, c, i);
+                        }
+                        is_frame = info_.argc > 0;
+                        ++i;
+                        // A blank line is no command: skip it like Redis does.
+                        if (!is_frame) info_ = frame_info{};
+                        state_ = state::frame_start;
+                        done = is_frame;
+                        break;
+                    }
+                    if (c == '\r') {
+                        pending_cr_ = true;
+                    } else if (const error e = inline_char(c); e != ok) {
+                        return fail(e, c, i);
+                    }
+                    ++i;
+                }
+                break;
+            }
+            case state::failed:
+                return {scan_status::error, i, make_error_code(error_)};
+        }
+    }
+    if (done) {
+        frame_done_ = true;
+        state_ = state::frame_start;
+        return {scan_status::frame_done, i, {}};
+    }
+    return {scan_status::need_more, i, {}};
+}
+
+error scanner::on_type_byte(char c) {
+    auto begin_line = [this](line_kind k, char t) {
+        kind_ = k;
+        type_ = t;
+        negative_ = streamed_mark_ = false;
+        magnitude_ = digits_ = line_length_ = 0;
+        capture_head_ = capture_name_ = false;
+        state_ = state::line;
+    };
+    if (dir_ == direction::command) {
+        // Inside a multibulk command: every argument is a bulk string.
+        if (c != '$') return error::expected_bulk;
+        begin_line(line_kind::bulk_length, c);
+        capture_name_ = depth_ == 1 && stack_[0].remaining == info_.argc;
+        return ok;
+    }
+    line_kind k{};
+    bool resp3_only = true;
+    switch (c) {
+        case '+': case '-': k = line_kind::simple; resp3_only = false; break;
+        case ':': k = line_kind::integer; resp3_only = false; break;
+        case '$': k = line_kind::bulk_length; resp3_only = false; break;
+        case '*': k = line_kind::aggregate_length; resp3_only = false; break;
+        case ',': k = line_kind::simple; break;
+        case '(': k = line_kind::integer; break;
+        case '_': k = line_kind::null; break;
+        case '#': k = line_kind::boolean; break;
+        case '!': case '=': k = line_kind::bulk_length; break;
+        case '%': case '~': case '>': case '|': k = line_kind::aggregate_length; break;
+        case '.': k = line_kind::end_marker; break;
+        default: return error::invalid_reply_type;
+    }
+    if (resp3_only && !options_.resp3) return error::invalid_reply_type;
+    const bool top = depth_ == 0;
+    if (c == '.') {
+        if (top || after_attribute_) return error::unexpected_end_marker;
+        const level& l = stack_[depth_ - 1];
+        if (!l.streamed || (l.pairs && l.remaining % 2 != 0)) return error::unexpected_end_marker;
+    } else if (c == '|') {
+        if (top) info_.has_attribute = true;
+    } else {
+        after_attribute_ = false;
+        if (top) {
+            info_.type = c;
+            info_.is_push = c == '>';
+        }
+    }
+    begin_line(k, c);
+    capture_head_ = top && (c == '+' || c == '-' || c == '!');
+    return ok;
+}
+
+error scanner::on_line_byte(char c) {
+    ++line_length_;
+    switch (kind_) {
+        case line_kind::simple:
+            if (line_length_ > options_.max_line_length) return error::line_too_long;
+            if (capture_head_) {
+                if (info_.head_size < reply_head_capacity) {
+                    info_.head_bytes[info_.head_size++] = c;
+                } else {
+                    info_.head_truncated = true;
+                }
+            }
+            return ok;
+        case line_kind::null:
+            return error::invalid_null;
+        case line_kind::boolean:
+            return line_length_ == 1 && (c == 't' || c == 'f') ? ok : error::invalid_boolean;
+        case line_kind::end_marker:
+            return error::unexpected_end_marker;
+        case line_kind::integer: {
+            const bool big = type_ == '(';
+            if (big ? line_length_ > options_.max_line_length : line_length_ > max_number_length) {
+                return big ? error::line_too_long : error::invalid_integer;
+            }
+            if (c == '-' && line_length_ == 1) {
+                negative_ = true;
+                return ok;
+            }
+            if (!is_digit(c)) return error::invalid_integer;
+            ++digits_;
+            if (!big) {
+                const std::uint64_t limit = negative_ ? min_int64_magnitude : min_int64_magnitude - 1;
+                const auto d = static_cast<std::uint64_t>(c - '0');
+                if (magnitude_ > (limit - d) / 10) return error::invalid_integer;
+                magnitude_ = magnitude_ * 10 + d;
+            }
+            return ok;
+        }
+        case line_kind::bulk_length:
+        case line_kind::aggregate_length:
+        case line_kind::chunk_length: {
+            const bool aggregate = kind_ == line_kind::aggregate_length;
+            const error invalid = aggregate                         ? error::invalid_multibulk_length
+                                  : kind_ == line_kind::bulk_length ? error::invalid_bulk_length
+                                                                    : error::invalid_stream_chunk;
+            if (line_length_ > max_number_length || streamed_mark_) return invalid;
+            if (line_length_ == 1 && c == '?') {
+                const bool streamable = dir_ == direction::reply && options_.resp3 &&
+                                        (type_ == '$' || type_ == '*' || type_ == '%' ||
+                                         type_ == '~');
+                if (!streamable) return invalid;
+                streamed_mark_ = true;
+                return ok;
+            }
+            if (line_length_ == 1 && c == '-' && kind_ != line_kind::chunk_length) {
+                negative_ = true;
+                return ok;
+            }
+            if (!is_digit(c)) return invalid;
+            ++digits_;
+            const auto d = static_cast<std::uint64_t>(c - '0');
+            // Only "-1" is a valid negative length; a positive one is checked against its limit
+            // digit by digit, so an oversized header is refused before its CRLF.
+            const std::uint64_t limit =
+                negative_ ? 1
+                          : static_cast<std::uint64_t>(aggregate ? options_.max_aggregate_length
+                                                                 : options_.max_bulk_length);
+            if (magnitude_ > (limit - std::min(limit, d)) / 10 || d > limit) {
+                return negative_ ? invalid
+                                 : (aggregate ? error::multibulk_too_long : error::bulk_too_long);
+            }
+            magnitude_ = magnitude_ * 10 + d;
+            return ok;
+        }
+    }
+    return ok;
+}
+
+error scanner::finish_line(bool& frame_done) {
+    switch (kind_) {
+        case line_kind::simple:
+        case line_kind::null:
+            frame_done = complete_value();
+            return ok;
+        case line_kind::boolean:
+            if (line_length_ != 1) return error::invalid_boolean;
+            frame_done = complete_value();
+            return ok;
+        case line_kind::integer:
+            if (digits_ == 0) return error::invalid_integer;
+            frame_done = complete_value();
+            return ok;
+        case line_kind::end_marker:
+            --depth_;  // on_type_byte checked that the innermost level is streamed
+            frame_done = complete_value();
+            return ok;
+        case line_kind::chunk_length:
+            if (digits_ == 0) return error::invalid_stream_chunk;
+            if (magnitude_ == 0) {  // ";0": the streamed string is complete
+                frame_done = complete_value();
+                return ok;
+            }
+            in_chunk_ = true;
+            return start_payload(static_cast<std::int64_t>(magnitude_));
+        case line_kind::bulk_length:
+            if (streamed_mark_) {
+                state_ = state::chunk_start;
+                return ok;
+            }
+            if (digits_ == 0 || (negative_ && magnitude_ != 1)) return error::invalid_bulk_length;
+            if (negative_) {
+                // "$-1" is a RESP2 null reply; Redis refuses any negative length in a command.
+                if (dir_ == direction::command || type_ != '$') return error::invalid_bulk_length;
+                frame_done = complete_value();
+                return ok;
+            }
+            if (type_ == '=' && magnitude_ < 4) return error::invalid_verbatim_string;
+            return start_payload(static_cast<std::int64_t>(magnitude_));
+        case line_kind::aggregate_length: {
+            if (streamed_mark_) return push_level(0, true);
+            if (digits_ == 0) return error::invalid_multibulk_length;
+            if (negative_ && (type_ != '*' || magnitude_ != 1)) {
+                return error::invalid_multibulk_length;
+            }
+            if (negative_ || magnitude_ == 0) {
+                if (dir_ == direction::command) {
+                    // "*0" and "*-1" are empty commands Redis ignores without a reply.
+                    info_ = frame_info{};
+                    state_ = state::frame_start;
+                    return ok;
+                }
+                if (type_ == '|') {  // an empty attribute still precedes a value
+                    after_attribute_ = true;
+                    state_ = state::type_byte;
+                    return ok;
+                }
+                frame_done = complete_value();  // "*-1" null array or an empty aggregate
+                return ok;
+            }
+            const auto n = static_cast<std::int64_t>(magnitude_);
+            if (dir_ == direction::command) info_.argc = n;
+            return push_level((type_ == '%' || type_ == '|') ? 2 * n : n, false);
+        }
+    }
+    return ok;
+}
+
+error scanner::start_payload(std::int64_t length) {
+    payload_length_ = remaining_ = length;
+    verbatim_ = type_ == '=';
+    if (capture_name_ && length > static_cast<std::int64_t>(command_name_capacity)) {
+        info_.name_too_long = true;
+    }
+    if (capture_head_ && length > static_cast<std::int64_t>(reply_head_capacity)) {
+        info_.head_truncated = true;
+    }
+    state_ = length > 0 ? state::payload : state::payload_cr;
+    return ok;
+}
+
+error scanner::push_level(std::int64_t elements, bool streamed) {
+    if (depth_ >= options_.max_depth) return error::nesting_too_deep;
+    level& l = stack_[depth_++];
+    l.remaining = elements;
+    l.streamed = streamed;
+    l.attribute = type_ == '|';
+    l.pairs = type_ == '%' || type_ == '|';
+    state_ = state::type_byte;
+    return ok;
+}
+
+bool scanner::complete_value() {
+    state_ = state::type_byte;
+    while (depth_ > 0) {
+        level& l = stack_[depth_ - 1];
+        if (l.streamed) {
+            ++l.remaining;  // counts elements, for the key/value parity of a streamed map
+            return false;
+        }
+        if (--l.remaining > 0) return false;
+        --depth_;
+        if (l.attribute) {
+            // An attribute is not an element of its parent: the value it annotates is.
+            after_attribute_ = true;
+            return false;
+        }
+    }
+    return !after_attribute_;
+}
+
+void scanner::capture_payload(const char* data, std::size_t size) {
+    const auto offset = static_cast<std::size_t>(payload_length_ - remaining_);
+    if (capture_name_ && offset < command_name_capacity) {
+        const std::size_t n = std::min(size, command_name_capacity - offset);
+        for (std::size_t k = 0; k < n; ++k) info_.name_bytes[offset + k] = to_lower(data[k]);
+        info_.name_size = static_cast<std::uint8_t>(offset + n);
+    }
+    if (capture_head_ && offset < reply_head_capacity) {
+        const std::size_t n = std::min(size, reply_head_capacity - offset);
+        std::copy_n(data, n, info_.head_bytes.begin() + static_cast<std::ptrdiff_t>(offset));
+        info_.head_size = static_cast<std::uint8_t>(offset + n);
+    }
+}
+
+error scanner::inline_char(char c) {
+    if (++inline_length_ > options_.max_inline_length) return error::inline_too_long;
+    return inline_byte(c);
+}
+
+// Redis' sdssplitargs as a state machine fed one byte at a time: same arguments, same errors.
+error scanner::inline_byte(char c) {
+    switch (inline_) {
+        case inline_state::blank:
+            if (is_space(c)) return ok;
+            if (c == '\0') {
+                inline_ = inline_state::ignore_rest;
+                return ok;
+            }
+            ++info_.argc;
+            arg_length_ = 0;
+            inline_ = inline_state::word;
+            [[fallthrough]];
+        case inline_state::word:
+            switch (c) {
+                case ' ': case '\n': case '\r': case '\t':
+                    inline_end_arg();
+                    inline_ = inline_state::blank;
+                    return ok;
+                case '\0':
+                    inline_end_arg();
+                    inline_ = inline_state::ignore_rest;
+                    return ok;
+                case '"':
+                    inline_ = inline_state::dquote;
+                    return ok;
+                case '\'':
+                    inline_ = inline_state::squote;
+                    return ok;
+                default:
+                    inline_append(c);
+                    return ok;
+            }
+        case inline_state::dquote:
+            if (c == '\\') {
+                inline_ = inline_state::dquote_escape;
+            } else if (c == '"') {
+                inline_ = inline_state::after_quote;
+            } else if (c == '\0') {
+                return error::unbalanced_quotes;
+            } else {
+                inline_append(c);
+            }
+            return ok;
+        case inline_state::dquote_escape:
+            if (c == '\0') return error::unbalanced_quotes;
+            if (c == 'x') {
+                inline_ = inline_state::dquote_hex1;
+                return ok;
+            }
+            inline_append(unescape(c));
+            inline_ = inline_state::dquote;
+            return ok;
+        case inline_state::dquote_hex1:
+            if (is_hex(c)) {
+                hex1_ = c;
+                inline_ = inline_state::dquote_hex2;
+                return ok;
+            }
+            inline_append('x');  // "\x" without two hex digits is a literal 'x'
+            inline_ = inline_state::dquote;
+            return inline_byte(c);
+        case inline_state::dquote_hex2:
+            if (is_hex(c)) {
+                inline_append(static_cast<char>(hex_value(hex1_) * 16 + hex_value(c)));
+                inline_ = inline_state::dquote;
+                return ok;
+            }
+            inline_append('x');
+            inline_append(hex1_);
+            inline_ = inline_state::dquote;
+            return inline_byte(c);
+        case inline_state::squote:
+            if (c == '\\') {
+                inline_ = inline_state::squote_escape;
+            } else if (c == '\'') {
+                inline_ = inline_state::after_quote;
+            } else if (c == '\0') {
+                return error::unbalanced_quotes;
+            } else {
+                inline_append(c);
+            }
+            return ok;
+        case inline_state::squote_escape:
+            inline_ = inline_state::squote;
+            if (c == '\'') {
+                inline_append('\'');
+                return ok;
+            }
+            inline_append('\\');
+            return inline_byte(c);
+        case inline_state::after_quote:
+            // A closing quote must be followed by a space or nothing at all.
+            if (c == '\0') {
+                inline_end_arg();
+                inline_ = inline_state::ignore_rest;
+                return ok;
+            }
+            if (!is_space(c)) return error::unbalanced_quotes;
+            inline_end_arg();
+            inline_ = inline_state::blank;
+            return ok;
+        case inline_state::ignore_rest:
+            return ok;
+    }
+    return ok;
+}
+
+void scanner::inline_append(char c) {
+    ++arg_length_;
+    if (info_.argc != 1) return;
+    if (info_.name_size < command_name_capacity) {
+        info_.name_bytes[info_.name_size++] = to_lower(c);
+    } else {
+        info_.name_too_long = true;
+    }
+}
+
+void scanner::inline_end_arg() {
+    if (info_.argc == 1) info_.name_complete = true;
+}
+
+std::string scanner::error_reply() const {
+    std::string out = "-ERR Protocol error: ";
+    out += make_error_code(error_).message();
+    if (error_ == error::expected_bulk || error_ == error::unexpected_command_type ||
+        error_ == error::invalid_reply_type) {
+        const auto u = static_cast<unsigned char>(error_byte_);
+        if (u >= 0x20 && u < 0x7f && u != '\'') {
+            out += ", got '";
+            out += error_byte_;
+            out += '\'';
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", u);
+            out += ", got '";
+            out += hex;
+            out += '\'';
+        }
+    }
+    out += "\r\n";
+    return out;
+}
+
+}  // namespace redis_sidecar::resp

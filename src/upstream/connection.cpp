@@ -1,0 +1,451 @@
+#include "redis_sidecar/upstream/connection.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/x509v3.h>
+
+#include "redis_sidecar/config/address.hpp"
+#include "redis_sidecar/upstream/error.hpp"
+
+namespace redis_sidecar::upstream {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// TCP keepalive: first probe after this much idle time, then every interval, `count` tries.
+constexpr int keepalive_idle_seconds = 60;
+constexpr int keepalive_interval_seconds = 10;
+constexpr int keepalive_probes = 3;
+
+std::chrono::microseconds since(clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start);
+}
+
+std::string x509_name(X509_NAME* name) {
+    if (name == nullptr) return "?";
+    char buf[512];
+    X509_NAME_oneline(name, buf, sizeof buf);
+    return buf;
+}
+
+void set_socket_options(tcp::socket& s, bool keepalive) {
+    boost::system::error_code ignored;
+    s.set_option(tcp::no_delay(true), ignored);
+    if (!keepalive) return;
+    s.set_option(asio::socket_base::keep_alive(true), ignored);
+    const int fd = s.native_handle();
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_idle_seconds, sizeof(int));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_seconds, sizeof(int));
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive_probes, sizeof(int));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// connection
+
+connection::connection(asio::any_io_executor ex, tls_client* tls, std::uint64_t id)
+    : socket_(ex), tls_(tls), id_(id), created_(clock::now()) {
+    if (tls != nullptr) tls_stream_.emplace(socket_, tls->context());
+}
+
+connection::~connection() = default;
+
+void connection::start_reading() {
+    if (!reading_ && !broken_) do_read();
+}
+
+void connection::resume_reading() {
+    paused_ = false;
+    if (!reading_ && !broken_) do_read();
+}
+
+void connection::do_read() {
+    reading_ = true;
+    auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        self->on_read(ec, n);
+    };
+    if (tls_stream_) {
+        tls_stream_->async_read_some(asio::buffer(buffer_), std::move(handler));
+    } else {
+        socket_.async_read_some(asio::buffer(buffer_), std::move(handler));
+    }
+}
+
+void connection::on_read(const boost::system::error_code& ec, std::size_t n) {
+    reading_ = false;
+    if (broken_) return;
+    if (ec) {
+        fail(timed_out_ ? make_error_code(error::timeout) : std::error_code(ec));
+        return;
+    }
+    if (reader_ == nullptr) {
+        // Bytes nobody asked for on an idle connection: the protocol state is unknown.
+        fail(make_error_code(error::protocol_error));
+        return;
+    }
+    if (!reader_->on_upstream_data(*this, std::string_view(buffer_.data(), n))) {
+        paused_ = true;
+        return;
+    }
+    if (!paused_ && !broken_ && !reading_) do_read();
+}
+
+void connection::fail(std::error_code ec) {
+    if (broken_) return;
+    broken_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    if (reader_ != nullptr) reader_->on_upstream_error(*this, ec);
+}
+
+void connection::close() { fail(make_error_code(error::shutting_down)); }
+
+void connection::close_on_timeout() {
+    timed_out_ = true;
+    fail(make_error_code(error::timeout));
+}
+
+// ---------------------------------------------------------------------------------------------
+// async_command
+
+namespace {
+
+class command_exchange final : public reader, public std::enable_shared_from_this<command_exchange> {
+public:
+    command_exchange(std::shared_ptr<connection> c, std::string formatted, std::size_t replies,
+                     std::function<void(command_result)> handler)
+        : conn_(std::move(c)),
+          formatted_(std::move(formatted)),
+          wanted_(replies),
+          timer_(conn_->get_executor()),
+          handler_(std::move(handler)),
+          previous_(conn_->current_reader()) {}
+
+    void start(std::chrono::milliseconds timeout) {
+        conn_->set_reader(this);
+        timer_.expires_after(timeout);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec && !self->done_) self->conn_->close_on_timeout();
+        });
+        conn_->async_write(asio::buffer(formatted_),
+                           [self = shared_from_this()](const boost::system::error_code& ec,
+                                                       std::size_t) {
+                               if (ec) self->finish(make_error_code(error::io_error));
+                           });
+        conn_->start_reading();
+    }
+
+    bool on_upstream_data(connection&, std::string_view bytes) override {
+        auto self = shared_from_this();  // finish() may drop the last other reference
+        reader_.feed(bytes);
+        std::error_code ec;
+        while (result_.replies.size() < wanted_) {
+            auto r = reader_.next(ec);
+            if (ec) {
+                finish(make_error_code(error::protocol_error));
+                return false;
+            }
+            if (!r) return true;
+            result_.replies.push_back(std::move(*r));
+        }
+        // Anything after the last wanted reply would belong to nobody.
+        auto extra = reader_.next(ec);
+        finish(extra || ec ? make_error_code(error::protocol_error) : std::error_code{});
+        return true;
+    }
+
+    void on_upstream_error(connection&, std::error_code ec) override { finish(ec); }
+
+private:
+    void finish(std::error_code ec) {
+        if (done_) return;
+        done_ = true;
+        timer_.cancel();
+        conn_->set_reader(previous_);
+        if (ec && !conn_->broken()) conn_->close();
+        result_.ec = ec;
+        auto handler = std::move(handler_);
+        handler(std::move(result_));
+    }
+
+    std::shared_ptr<connection> conn_;
+    std::string formatted_;
+    std::size_t wanted_;
+    asio::steady_timer timer_;
+    std::function<void(command_result)> handler_;
+    reader* previous_;
+    resp::reply_reader reader_;
+    command_result result_;
+    bool done_ = false;
+};
+
+}  // namespace
+
+void async_command(const std::shared_ptr<connection>& c, std::string formatted, std::size_t replies,
+                   std::chrono::milliseconds timeout, std::function<void(command_result)> handler) {
+    if (c->broken()) {
+        asio::post(c->get_executor(), [h = std::move(handler)]() mutable {
+            h(command_result{make_error_code(error::io_error), {}});
+        });
+        return;
+    }
+    std::make_shared<command_exchange>(c, std::move(formatted), replies, std::move(handler))
+        ->start(timeout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// async_open
+
+namespace {
+
+server_info parse_hello(const resp::reply& r) {
+    server_info info;
+    for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+        const auto& key = r.elements[i].str;
+        const auto& value = r.elements[i + 1];
+        if (key == "version") info.version = value.str;
+        if (key == "role") info.role = value.str;
+        if (key == "mode") info.mode = value.str;
+    }
+    return info;
+}
+
+class opener final : public std::enable_shared_from_this<opener> {
+public:
+    opener(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
+           std::vector<tcp::endpoint> endpoints, open_options options, open_handler handler)
+        : conn_(std::make_shared<connection>(ex, tls, id)),
+          tls_(tls),
+          endpoints_(std::move(endpoints)),
+          options_(std::move(options)),
+          handler_(std::move(handler)),
+          timer_(ex) {}
+
+    void start() {
+        timer_.expires_after(options_.timeout);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec || self->done_) return;
+            self->timed_out_ = true;
+            self->conn_->close_on_timeout();
+        });
+        step_start_ = clock::now();
+        asio::async_connect(conn_->socket(), endpoints_,
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        const tcp::endpoint& ep) {
+                                self->on_connect(ec, ep);
+                            });
+    }
+
+private:
+    void trace(std::string name, bool ok, std::string detail) {
+        if (options_.trace != nullptr) {
+            options_.trace->push_back({std::move(name), ok, since(step_start_), std::move(detail)});
+        }
+        step_start_ = clock::now();
+    }
+
+    std::error_code classified(const std::error_code& ec) const {
+        if (timed_out_) return make_error_code(error::timeout);
+        return make_error_code(classify(ec));
+    }
+
+    void on_connect(const boost::system::error_code& ec, const tcp::endpoint& ep) {
+        if (done_) return;
+        if (ec) {
+            const auto why = classified(ec);
+            trace("tcp", false, why.message() + " (" + ec.message() + ")");
+            finish(why);
+            return;
+        }
+        conn_->set_peer(ep);
+        set_socket_options(conn_->socket(), options_.keepalive);
+        trace("tcp", true, "connected to " + config::join_host_port(ep.address().to_string(), ep.port()));
+        if (!conn_->tls()) {
+            send_hello();
+            return;
+        }
+        const auto& tls_settings = options_.upstream->tls;
+        SSL* ssl = conn_->ssl_handle();
+        const auto& name = tls_settings.server_name;
+        if (!config::is_ip_literal(name)) SSL_set_tlsext_host_name(ssl, name.c_str());
+        if (tls_settings.verify) {
+            X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+            X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (config::is_ip_literal(name)) {
+                X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+            } else {
+                X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+            }
+        }
+        tls_->offer_session(ssl);
+        conn_->tls_stream().async_handshake(asio::ssl::stream_base::client,
+                                        [self = shared_from_this()](const boost::system::error_code& e) {
+                                            self->on_handshake(e);
+                                        });
+    }
+
+    void on_handshake(const boost::system::error_code& ec) {
+        if (done_) return;
+        SSL* ssl = conn_->ssl_handle();
+        if (ec) {
+            const auto why = classified(ec);
+            std::string detail = openssl_reason(ssl, ec);
+            trace("tls", false, detail);
+            finish(why, detail);
+            return;
+        }
+        std::string detail = std::string(SSL_get_version(ssl)) + ", " + SSL_get_cipher_name(ssl);
+        if (X509* cert = SSL_get1_peer_certificate(ssl)) {
+            detail += ", subject " + x509_name(X509_get_subject_name(cert)) + ", issuer " +
+                      x509_name(X509_get_issuer_name(cert));
+            X509_free(cert);
+        }
+        detail += options_.upstream->tls.verify ? ", verified" : ", NOT verified (skip verify)";
+        if (SSL_session_reused(ssl) != 0) detail += ", session resumed";
+        trace("tls", true, detail);
+        send_hello();
+    }
+
+    // HELLO 2 [AUTH user pass] SETNAME name; [SELECT db]; PING — one round trip.
+    void send_hello() {
+        const auto& up = *options_.upstream;
+        std::vector<std::string_view> hello = {"HELLO", "2"};
+        const std::string user = up.username.value_or("default");
+        if (up.password) {
+            hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
+        }
+        if (!options_.client_name.empty()) hello.insert(hello.end(), {"SETNAME", options_.client_name});
+        std::string pipeline = resp::format_command(hello);
+        step_names_ = {"auth"};
+        const std::string db = std::to_string(up.db);
+        if (up.db != 0) {
+            pipeline += resp::format_command({"SELECT", db});
+            step_names_.emplace_back("select");
+        }
+        pipeline += resp::format_command({"PING"});
+        step_names_.emplace_back("ping");
+        async_command(conn_, std::move(pipeline), step_names_.size(), remaining(),
+                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
+    }
+
+    // Servers before Redis 6 have no HELLO: AUTH [user] pass; CLIENT SETNAME; [SELECT]; PING.
+    void send_legacy() {
+        const auto& up = *options_.upstream;
+        std::string pipeline;
+        step_names_.clear();
+        if (up.password) {
+            pipeline += up.username ? resp::format_command({"AUTH", *up.username, up.password->reveal()})
+                                    : resp::format_command({"AUTH", up.password->reveal()});
+            step_names_.emplace_back("auth");
+        }
+        if (!options_.client_name.empty()) {
+            pipeline += resp::format_command({"CLIENT", "SETNAME", options_.client_name});
+            step_names_.emplace_back("setname");
+        }
+        const std::string db = std::to_string(up.db);
+        if (up.db != 0) {
+            pipeline += resp::format_command({"SELECT", db});
+            step_names_.emplace_back("select");
+        }
+        pipeline += resp::format_command({"PING"});
+        step_names_.emplace_back("ping");
+        legacy_ = true;
+        async_command(conn_, std::move(pipeline), step_names_.size(), remaining(),
+                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
+    }
+
+    std::chrono::milliseconds remaining() const {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            open_started_ + options_.timeout - clock::now());
+        return std::max(left, std::chrono::milliseconds(1));
+    }
+
+    void on_hello(command_result r) {
+        if (done_) return;
+        if (r.ec) {
+            const auto why = timed_out_ ? make_error_code(error::timeout) : r.ec;
+            trace("auth", false, why.message());
+            finish(why);
+            return;
+        }
+        const auto& first = r.replies.front();
+        if (!legacy_ && first.type == resp::reply_type::error &&
+            first.str.find("unknown command") != std::string::npos) {
+            send_legacy();
+            return;
+        }
+        for (std::size_t i = 0; i < r.replies.size(); ++i) {
+            const auto& reply = r.replies[i];
+            if (reply.type != resp::reply_type::error) continue;
+            const auto why = make_error_code(classify_reply(reply.str));
+            // The server's error text never holds our password.
+            trace(step_names_.at(i), false, reply.str);
+            finish(why, reply.str);
+            return;
+        }
+        server_info info;
+        if (legacy_) {
+            info.supports_hello = false;
+        } else {
+            info = parse_hello(first);
+        }
+        const auto& up = *options_.upstream;
+        trace("auth", true,
+              std::string(up.password ? "authenticated as " + up.username.value_or("default")
+                                      : "no password configured") +
+                  (info.version.empty() ? "" : ", server " + info.version) +
+                  (info.role.empty() ? "" : ", role " + info.role));
+        const auto& pong = r.replies.back();
+        if (pong.type != resp::reply_type::status || pong.str != "PONG") {
+            trace("ping", false, "unexpected reply to PING");
+            finish(make_error_code(error::protocol_error));
+            return;
+        }
+        trace("ping", true, "PONG");
+        conn_->set_info(std::move(info));
+        if (conn_->tls()) tls_->remember_session(conn_->ssl_handle());
+        finish({});
+    }
+
+    void finish(std::error_code ec, const std::string& detail = {}) {
+        if (done_) return;
+        done_ = true;
+        timer_.cancel();
+        detail_ = detail;
+        if (ec) {
+            if (!conn_->broken()) conn_->close();
+            handler_(ec, nullptr);
+        } else {
+            handler_({}, conn_);
+        }
+    }
+
+    std::shared_ptr<connection> conn_;
+    tls_client* tls_;
+    std::vector<tcp::endpoint> endpoints_;
+    open_options options_;
+    open_handler handler_;
+    asio::steady_timer timer_;
+    std::vector<std::string> step_names_;  // the step each pipelined reply answers
+    clock::time_point open_started_ = clock::now();
+    clock::time_point step_start_ = clock::now();
+    std::string detail_;
+    bool done_ = false;
+    bool timed_out_ = false;
+    bool legacy_ = false;
+};
+
+}  // namespace
+
+void async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
+                std::vector<tcp::endpoint> endpoints, open_options options, open_handler handler) {
+    std::make_shared<opener>(ex, tls, id, std::move(endpoints), std::move(options),
+                             std::move(handler))
+        ->start();
+}
+
+}  // namespace redis_sidecar::upstream

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in build-fuzz (clang) and runs resp_scanner_fuzz for SECONDS on
+# the committed seed corpus. Exits non-zero if the fuzzer finds a crash (the input is saved as
+# build-fuzz/crash-*). New interesting inputs go to build-fuzz/corpus, not to the seeds.
+#
+#   tests/fuzz/run.sh 60
+set -euo pipefail
+
+seconds="${1:?usage: $0 SECONDS}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="$root/build-fuzz"
+
+generator=()
+if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  CXX=clang++ cmake -S "$root" -B "$build" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDIS_SIDECAR_FUZZ=ON -DREDIS_SIDECAR_TESTS=OFF
+else
+  cmake -S "$root" -B "$build" -DREDIS_SIDECAR_FUZZ=ON -DREDIS_SIDECAR_TESTS=OFF
+fi
+cmake --build "$build" --target resp_scanner_fuzz -j 2
+
+mkdir -p "$build/corpus"
+exec "$build/tests/fuzz/resp_scanner_fuzz" \
+  -max_total_time="$seconds" \
+  -print_final_stats=1 \
+  -max_len=4096 \
+  -dict="$root/tests/fuzz/resp.dict" \
+  -artifact_prefix="$build/" \
+  "$build/corpus" "$root/tests/fuzz/corpus"

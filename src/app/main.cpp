@@ -9,6 +9,7 @@
 
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/log/logger.hpp"
+#include "check.hpp"
 
 #ifndef REDIS_SIDECAR_VERSION
 #define REDIS_SIDECAR_VERSION "0.0.0"
@@ -60,6 +61,31 @@ int config_command(const std::vector<std::string>& args) {
     return exit_ok;
 }
 
+// `check [--output text|json] [FLAGS]`
+int check_command(std::vector<std::string> args) {
+    bool json_output = false;
+    for (auto it = args.begin(); it != args.end();) {
+        std::string value;
+        if (*it == "--output" && it + 1 != args.end()) {
+            value = *(it + 1);
+            it = args.erase(it, it + 2);
+        } else if (it->rfind("--output=", 0) == 0) {
+            value = it->substr(9);
+            it = args.erase(it);
+        } else {
+            ++it;
+            continue;
+        }
+        if (value != "json" && value != "text") {
+            std::cerr << "redis-sidecar check: --output takes text or json\n";
+            return exit_usage;
+        }
+        json_output = value == "json";
+    }
+    const auto r = resolve_or_explain(args);
+    return redis_sidecar::app::run_check(r.values, json_output);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +110,7 @@ int main(int argc, char** argv) {
             return exit_ok;
         }
         if (command == "config") return config_command(args);
+        if (command == "check") return check_command(args);
         std::cerr << "redis-sidecar: unknown subcommand '" << command << "' (see --help)\n";
         return exit_usage;
     } catch (const config::config_error& e) {

@@ -34,6 +34,7 @@ nlohmann::json to_json(const settings& s) {
         {"username", optional_value(up.username)},
         {"password", up.password ? nlohmann::json(secret::redacted) : nlohmann::json(nullptr)},
         {"db", up.db},
+        {"hosts_file", optional_string(up.hosts_file)},
     };
     j["pool"] = {
         {"max_connections", s.pool.max_connections},

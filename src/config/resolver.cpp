@@ -347,6 +347,10 @@ void resolve_upstream(const source_reader& src, resolution& r) {
         add(f, src.yaml(key), as_readable_file);
         *target = f.pick({}, r);
     }
+    field<std::string> hosts_file("upstream.hosts_file");
+    add(hosts_file, src.env("REDIS_SIDECAR_HOSTS_FILE"), as_readable_file);
+    up.hosts_file = hosts_file.pick({}, r);
+
     if (up.tls.cert_file.empty() != up.tls.key_file.empty()) {
         throw config_error(up.tls.cert_file.empty()
                                ? "a client key (REDIS_TLS_KEY_FILE) is set without a client "

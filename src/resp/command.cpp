@@ -18,8 +18,8 @@ scanner_options reader_options(std::size_t max_buffer) {
     o.resp3 = false;
     o.max_depth = hiredis_max_depth;
     o.max_aggregate_length = default_max_reader_array;
-    o.max_bulk_length = std::min<std::int64_t>(default_max_bulk_length,
-                                               static_cast<std::int64_t>(max_buffer));
+    o.max_bulk_length =
+        std::min<std::int64_t>(default_max_bulk_length, static_cast<std::int64_t>(max_buffer));
     return o;
 }
 
@@ -46,7 +46,8 @@ reply convert(const redisReply& r) {
             out.type = reply_type::array;
             out.elements.reserve(r.elements);
             // Recursion is bounded by hiredis_max_depth (the scanner checks it first).
-            for (std::size_t k = 0; k < r.elements; ++k) out.elements.push_back(convert(*r.element[k]));
+            for (std::size_t k = 0; k < r.elements; ++k)
+                out.elements.push_back(convert(*r.element[k]));
             break;
         default:
             out.type = reply_type::nil;
@@ -78,8 +79,8 @@ std::string format_command(std::span<const std::string_view> args) {
         lengths.push_back(a.size());
     }
     char* target = nullptr;
-    const int n = redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(),
-                                         lengths.data());
+    const int n =
+        redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(), lengths.data());
     if (n < 0 || target == nullptr) throw std::bad_alloc();
     const std::unique_ptr<char, void (*)(char*)> owned(target, redisFreeCommand);
     return {target, static_cast<std::size_t>(n)};

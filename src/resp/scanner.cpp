@@ -1,7 +1,6 @@
 #include "redis_sidecar/resp/scanner.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace redis_sidecar::resp {
 namespace {
@@ -16,17 +15,14 @@ constexpr std::size_t max_number_length = 20;
 /// Most negative 64-bit integer's magnitude, the largest an integer reply may carry.
 constexpr std::uint64_t min_int64_magnitude = std::uint64_t{1} << 63;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /// The type bytes of RESP2 and RESP3 (including attributes and the streamed-aggregate end).
 bool is_resp_type(char c) {
-    switch (c) {
-        case '+': case '-': case ':': case '$': case '*': case '_': case ',': case '#':
-        case '!': case '=': case '(': case '%': case '~': case '>': case '|': case '.':
-            return true;
-        default:
-            return false;
-    }
+    constexpr std::string_view types = "+-:$*_,#!=(%~>|.";
+    return types.find(c) != std::string_view::npos;
 }
 
 /// isspace() in the C locale, which Redis' sdssplitargs uses between arguments.
@@ -44,17 +40,25 @@ int hex_value(char c) {
     return c - 'A' + 10;
 }
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char to_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 /// sdssplitargs' escapes inside double quotes.
 char unescape(char c) {
     switch (c) {
-        case 'n': return '\n';
-        case 'r': return '\r';
-        case 't': return '\t';
-        case 'b': return '\b';
-        case 'a': return '\a';
-        default: return c;
+        case 'n':
+            return '\n';
+        case 'r':
+            return '\r';
+        case 't':
+            return '\t';
+        case 'b':
+            return '\b';
+        case 'a':
+            return '\a';
+        default:
+            return c;
     }
 }
 
@@ -275,18 +279,50 @@ error scanner::on_type_byte(char c) {
     line_kind k{};
     bool resp3_only = true;
     switch (c) {
-        case '+': case '-': k = line_kind::simple; resp3_only = false; break;
-        case ':': k = line_kind::integer; resp3_only = false; break;
-        case '$': k = line_kind::bulk_length; resp3_only = false; break;
-        case '*': k = line_kind::aggregate_length; resp3_only = false; break;
-        case ',': k = line_kind::simple; break;
-        case '(': k = line_kind::integer; break;
-        case '_': k = line_kind::null; break;
-        case '#': k = line_kind::boolean; break;
-        case '!': case '=': k = line_kind::bulk_length; break;
-        case '%': case '~': case '>': case '|': k = line_kind::aggregate_length; break;
-        case '.': k = line_kind::end_marker; break;
-        default: return error::invalid_reply_type;
+        case '+':
+        case '-':
+            k = line_kind::simple;
+            resp3_only = false;
+            break;
+        case ':':
+            k = line_kind::integer;
+            resp3_only = false;
+            break;
+        case '$':
+            k = line_kind::bulk_length;
+            resp3_only = false;
+            break;
+        case '*':
+            k = line_kind::aggregate_length;
+            resp3_only = false;
+            break;
+        case ',':
+            k = line_kind::simple;
+            break;
+        case '(':
+            k = line_kind::integer;
+            break;
+        case '_':
+            k = line_kind::null;
+            break;
+        case '#':
+            k = line_kind::boolean;
+            break;
+        case '!':
+        case '=':
+            k = line_kind::bulk_length;
+            break;
+        case '%':
+        case '~':
+        case '>':
+        case '|':
+            k = line_kind::aggregate_length;
+            break;
+        case '.':
+            k = line_kind::end_marker;
+            break;
+        default:
+            return error::invalid_reply_type;
     }
     if (resp3_only && !options_.resp3) return error::invalid_reply_type;
     const bool top = depth_ == 0;
@@ -339,7 +375,8 @@ error scanner::on_line_byte(char c) {
             if (!is_digit(c)) return error::invalid_integer;
             ++digits_;
             if (!big) {
-                const std::uint64_t limit = negative_ ? min_int64_magnitude : min_int64_magnitude - 1;
+                const std::uint64_t limit =
+                    negative_ ? min_int64_magnitude : min_int64_magnitude - 1;
                 const auto d = static_cast<std::uint64_t>(c - '0');
                 if (magnitude_ > (limit - d) / 10) return error::invalid_integer;
                 magnitude_ = magnitude_ * 10 + d;
@@ -350,14 +387,14 @@ error scanner::on_line_byte(char c) {
         case line_kind::aggregate_length:
         case line_kind::chunk_length: {
             const bool aggregate = kind_ == line_kind::aggregate_length;
-            const error invalid = aggregate                         ? error::invalid_multibulk_length
+            const error invalid = aggregate ? error::invalid_multibulk_length
                                   : kind_ == line_kind::bulk_length ? error::invalid_bulk_length
                                                                     : error::invalid_stream_chunk;
             if (line_length_ > max_number_length || streamed_mark_) return invalid;
             if (line_length_ == 1 && c == '?') {
-                const bool streamable = dir_ == direction::reply && options_.resp3 &&
-                                        (type_ == '$' || type_ == '*' || type_ == '%' ||
-                                         type_ == '~');
+                const bool streamable =
+                    dir_ == direction::reply && options_.resp3 &&
+                    (type_ == '$' || type_ == '*' || type_ == '%' || type_ == '~');
                 if (!streamable) return invalid;
                 streamed_mark_ = true;
                 return ok;
@@ -532,7 +569,10 @@ error scanner::inline_byte(char c) {
             [[fallthrough]];
         case inline_state::word:
             switch (c) {
-                case ' ': case '\n': case '\r': case '\t':
+                case ' ':
+                case '\n':
+                case '\r':
+                case '\t':
                     inline_end_arg();
                     inline_ = inline_state::blank;
                     return ok;
@@ -644,18 +684,18 @@ std::string scanner::error_reply() const {
     out += make_error_code(error_).message();
     if (error_ == error::expected_bulk || error_ == error::unexpected_command_type ||
         error_ == error::invalid_reply_type) {
+        // Like Redis' "expected '$', got '%c'", but a byte a terminal would mangle is escaped.
         const auto u = static_cast<unsigned char>(error_byte_);
+        out += ", got '";
         if (u >= 0x20 && u < 0x7f && u != '\'') {
-            out += ", got '";
             out += error_byte_;
-            out += '\'';
         } else {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", u);
-            out += ", got '";
-            out += hex;
-            out += '\'';
+            constexpr std::string_view digits = "0123456789abcdef";
+            out += "\\x";
+            out += digits[u >> 4];
+            out += digits[u & 0xf];
         }
+        out += '\'';
     }
     out += "\r\n";
     return out;

@@ -367,8 +367,8 @@ private:
     void on_hello(command_result r) {
         if (done_) return;
         if (r.ec) {
-            const auto why = timed_out_ ? make_error_code(error::timeout) : r.ec;
-            trace("auth", false, why.message());
+            const auto why = make_error_code(timed_out_ ? error::timeout : classify(r.ec));
+            trace(step_names_.front(), false, why.message());
             finish(why);
             return;
         }
@@ -416,6 +416,7 @@ private:
         done_ = true;
         timer_.cancel();
         detail_ = detail;
+        if (ec) ec = make_error_code(timed_out_ ? error::timeout : classify(ec));
         if (ec) {
             if (!conn_->broken()) conn_->close();
             handler_(ec, nullptr);

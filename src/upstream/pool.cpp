@@ -80,6 +80,12 @@ resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback) {
     };
 }
 
+resolver_fn make_resolver(asio::any_io_executor ex, const config::upstream_settings& upstream) {
+    auto dns = system_resolver(ex);
+    if (upstream.hosts_file.empty()) return dns;
+    return hosts_file_resolver(upstream.hosts_file, std::move(dns));
+}
+
 pool_options options_from(const config::settings& s) {
     pool_options o;
     o.max_connections = s.pool.max_connections;

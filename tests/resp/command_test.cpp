@@ -23,7 +23,9 @@ struct format_case {
     std::string bytes;
 };
 
-std::ostream& operator<<(std::ostream& os, const format_case& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const format_case& c) {
+    return os << c.name;
+}
 
 class format_command_test : public ::testing::TestWithParam<format_case> {};
 
@@ -68,10 +70,12 @@ INSTANTIATE_TEST_SUITE_P(
     all, format_command_test,
     ::testing::Values(
         format_case{"ping", {"PING"}, "*1\r\n$4\r\nPING\r\n"},
-        format_case{"set", {"SET", "key", "value"}, "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"},
-        format_case{"hello_auth",
-                    {"HELLO", "3", "AUTH", "default", "s3cr3t"},
-                    "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$6\r\ns3cr3t\r\n"},
+        format_case{
+            "set", {"SET", "key", "value"}, "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"},
+        format_case{
+            "hello_auth",
+            {"HELLO", "3", "AUTH", "default", "s3cr3t"},
+            "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$6\r\ns3cr3t\r\n"},
         format_case{"empty_argument", {"ECHO", ""}, "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"},
         format_case{"binary_argument",
                     {"SET", "k", "a\r\n\0b"s},
@@ -95,12 +99,24 @@ TEST(format_command, large_argument) {
 // ---------------------------------------------------------------------------------------------
 // reply_reader
 
-reply status(std::string s) { return {reply_type::status, std::move(s), 0, {}}; }
-reply err(std::string s) { return {reply_type::error, std::move(s), 0, {}}; }
-reply str(std::string s) { return {reply_type::string, std::move(s), 0, {}}; }
-reply integer(long long v) { return {reply_type::integer, {}, v, {}}; }
-reply nil() { return {}; }
-reply array(std::vector<reply> e) { return {reply_type::array, {}, 0, std::move(e)}; }
+reply status(std::string s) {
+    return {reply_type::status, std::move(s), 0, {}};
+}
+reply err(std::string s) {
+    return {reply_type::error, std::move(s), 0, {}};
+}
+reply str(std::string s) {
+    return {reply_type::string, std::move(s), 0, {}};
+}
+reply integer(long long v) {
+    return {reply_type::integer, {}, v, {}};
+}
+reply nil() {
+    return {};
+}
+reply array(std::vector<reply> e) {
+    return {reply_type::array, {}, 0, std::move(e)};
+}
 
 struct reader_case {
     std::string name;
@@ -109,7 +125,9 @@ struct reader_case {
     std::optional<error> failure = std::nullopt;  // after the replies
 };
 
-std::ostream& operator<<(std::ostream& os, const reader_case& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const reader_case& c) {
+    return os << c.name;
+}
 
 struct reader_outcome {
     std::vector<reply> replies;
@@ -182,17 +200,17 @@ INSTANTIATE_TEST_SUITE_P(
         reader_case{"bulk", "$3\r\nfoo\r\n", {str("foo")}},
         reader_case{"bulk_empty", "$0\r\n\r\n", {str("")}},
         reader_case{"bulk_binary", "$5\r\na\r\n\0b\r\n"s, {str("a\r\n\0b"s)}},
-        reader_case{"bulk_null", "$-1\r\n", {nil()}},
-        reader_case{"array_null", "*-1\r\n", {nil()}},
+        reader_case{"bulk_null", "$-1\r\n", {nil()}}, reader_case{"array_null", "*-1\r\n", {nil()}},
         reader_case{"array_empty", "*0\r\n", {array({})}},
         reader_case{"array_nested",
                     "*3\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n+x\r\n",
                     {array({str("a"), array({integer(1), nil()}), status("x")})}},
-        reader_case{"role_reply",
-                    "*3\r\n$6\r\nmaster\r\n:3129659\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9001\r\n"
-                    "$7\r\n3129242\r\n",
-                    {array({str("master"), integer(3129659),
-                            array({array({str("127.0.0.1"), str("9001"), str("3129242")})})})}},
+        reader_case{
+            "role_reply",
+            "*3\r\n$6\r\nmaster\r\n:3129659\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n9001\r\n"
+            "$7\r\n3129242\r\n",
+            {array({str("master"), integer(3129659),
+                    array({array({str("127.0.0.1"), str("9001"), str("3129242")})})})}},
         reader_case{"pipeline",
                     "+OK\r\n$5\r\nhello\r\n:1\r\n-WRONGPASS invalid\r\n",
                     {status("OK"), str("hello"), integer(1), err("WRONGPASS invalid")}},

@@ -26,11 +26,21 @@ void* operator new(std::size_t size) {
     if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
     throw std::bad_alloc();
 }
-void* operator new[](std::size_t size) { return ::operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void* operator new[](std::size_t size) {
+    return ::operator new(size);
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace redis_sidecar::resp {
 namespace {
@@ -95,7 +105,9 @@ outcome run(direction dir, const scanner_options& options, std::string_view inpu
     return out;
 }
 
-std::vector<std::size_t> whole(std::string_view) { return {}; }
+std::vector<std::size_t> whole(std::string_view) {
+    return {};
+}
 
 std::vector<std::size_t> bytewise(std::string_view input) {
     std::vector<std::size_t> cuts;
@@ -127,11 +139,11 @@ outcome run_all_splits(direction dir, const scanner_options& options, std::strin
 // Table-driven cases.
 
 struct expect_frame {
-    std::size_t size;         // bytes of the frame, including skipped empty commands before it
-    char type;                // frame_info::type
-    std::string text = {};    // command name (command) or head (reply)
-    std::int64_t argc = 0;    // command: argument count
-    std::string flags = {};   // any of: inline push attr long
+    std::size_t size;        // bytes of the frame, including skipped empty commands before it
+    char type;               // frame_info::type
+    std::string text = {};   // command name (command) or head (reply)
+    std::int64_t argc = 0;   // command: argument count
+    std::string flags = {};  // any of: inline push attr long
 };
 
 struct scan_case {
@@ -140,12 +152,14 @@ struct scan_case {
     std::string input;
     std::vector<expect_frame> frames;
     std::optional<error> err = std::nullopt;  // else: need_more with everything consumed
-    std::size_t err_at = no_offset;            // offending byte's offset, when checked
+    std::size_t err_at = no_offset;           // offending byte's offset, when checked
     scanner_options options = dir == direction::command ? scanner_options::for_commands()
                                                         : scanner_options::for_replies();
 };
 
-std::ostream& operator<<(std::ostream& os, const scan_case& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const scan_case& c) {
+    return os << c.name;
+}
 
 scan_case rep(std::string name, std::string input, std::vector<expect_frame> frames,
               std::optional<error> err = std::nullopt, std::size_t err_at = no_offset) {
@@ -208,17 +222,14 @@ std::vector<scan_case> reply_cases() {
         rep("map", "%2\r\n+first\r\n:1\r\n+second\r\n:2\r\n", {{29, '%'}}),
         rep("map_empty", "%0\r\n", {{4, '%'}}),
         rep("set", "~2\r\n+a\r\n+b\r\n", {{12, '~'}}),
-        rep("push", ">3\r\n+message\r\n+chan\r\n$5\r\nhello\r\n",
-            {{32, '>', "", 0, "push"}}),
-        rep("attribute_top_level", attribute_reply,
-            {{attribute_reply.size(), '*', "", 0, "attr"}}),
+        rep("push", ">3\r\n+message\r\n+chan\r\n$5\r\nhello\r\n", {{32, '>', "", 0, "push"}}),
+        rep("attribute_top_level", attribute_reply, {{attribute_reply.size(), '*', "", 0, "attr"}}),
         rep("attribute_nested", "*2\r\n|1\r\n+ttl\r\n:3600\r\n+v\r\n:1\r\n", {{29, '*'}}),
         rep("attribute_empty", "|0\r\n+OK\r\n", {{9, '+', "OK", 0, "attr"}}),
         rep("attribute_twice", "|1\r\n+a\r\n+b\r\n|0\r\n:1\r\n", {{20, ':', "", 0, "attr"}}),
         rep("attribute_before_push", "|1\r\n+a\r\n+b\r\n>1\r\n+x\r\n",
             {{20, '>', "", 0, "attr push"}}),
-        rep("streamed_string", "$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;1\r\nd\r\n;0\r\n",
-            {{36, '$'}}),
+        rep("streamed_string", "$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;1\r\nd\r\n;0\r\n", {{36, '$'}}),
         rep("streamed_string_empty", "$?\r\n;0\r\n", {{8, '$'}}),
         rep("streamed_array", "*?\r\n:1\r\n:2\r\n.\r\n", {{15, '*'}}),
         rep("streamed_array_empty", "*?\r\n.\r\n", {{7, '*'}}),
@@ -242,6 +253,7 @@ std::vector<scan_case> reply_cases() {
         rep("bad_type_nested", "*1\r\n@\r\n", {}, error::invalid_reply_type, 4),
         rep("multibulk_non_digit", "*abc\r\n", {}, error::invalid_multibulk_length, 1),
         rep("multibulk_negative", "*-2\r\n", {}, error::invalid_multibulk_length, 2),
+        rep("multibulk_minus_zero", "*-0\r\n", {}, error::invalid_multibulk_length, 4),
         rep("multibulk_empty", "*\r\n", {}, error::invalid_multibulk_length, 2),
         rep("map_null", "%-1\r\n", {}, error::invalid_multibulk_length, 4),
         rep("push_streamed", ">?\r\n", {}, error::invalid_multibulk_length, 1),
@@ -288,20 +300,20 @@ std::vector<scan_case> reply_cases() {
             error::unexpected_end_marker, 16),
         rep("end_marker_not_empty", "*?\r\n.x\r\n", {}, error::unexpected_end_marker, 5),
     };
-    scan_case resp2 = rep("resp2_refuses_map", "+OK\r\n%1\r\n", {{5, '+', "OK"}},
-                          error::invalid_reply_type, 5);
+    scan_case resp2 =
+        rep("resp2_refuses_map", "+OK\r\n%1\r\n", {{5, '+', "OK"}}, error::invalid_reply_type, 5);
     resp2.options.resp3 = false;
     v.push_back(resp2);
-    scan_case resp2_stream = rep("resp2_refuses_streaming", "*?\r\n", {},
-                                 error::invalid_multibulk_length, 1);
+    scan_case resp2_stream =
+        rep("resp2_refuses_streaming", "*?\r\n", {}, error::invalid_multibulk_length, 1);
     resp2_stream.options.resp3 = false;
     v.push_back(resp2_stream);
     scan_case line_limit = rep("line_too_long", "+12345678\r\n+123456789\r\n",
                                {{11, '+', "12345678"}}, error::line_too_long, 20);
     line_limit.options.max_line_length = 8;
     v.push_back(line_limit);
-    scan_case depth_limit = rep("depth_limit_option", "*1\r\n*1\r\n*1\r\n", {},
-                                error::nesting_too_deep, 11);
+    scan_case depth_limit =
+        rep("depth_limit_option", "*1\r\n*1\r\n*1\r\n", {}, error::nesting_too_deep, 11);
     depth_limit.options.max_depth = 2;
     v.push_back(depth_limit);
     return v;
@@ -320,8 +332,7 @@ std::vector<scan_case> command_cases() {
             {{43, '*', std::string(32, 'x'), 1}}),
         cmd("name_too_long", "*1\r\n$40\r\n" + long_name + "\r\n",
             {{51, '*', std::string(32, 'a'), 1, "long"}}),
-        cmd("empty_commands_skipped", "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",
-            {{23, '*', "ping", 1}}),
+        cmd("empty_commands_skipped", "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", {{23, '*', "ping", 1}}),
         cmd("inline_crlf", "PING\r\n", {{6, 0, "ping", 1, "inline"}}),
         cmd("inline_lf", "PING\n", {{5, 0, "ping", 1, "inline"}}),
         cmd("inline_args", "set k v\n", {{8, 0, "set", 3, "inline"}}),
@@ -339,14 +350,16 @@ std::vector<scan_case> command_cases() {
         cmd("inline_cr_before_crlf", "GET\r\r\n", {{6, 0, "get", 1, "inline"}}),
         cmd("inline_cr_in_quotes", "SET k \"a\rb\"\r\n", {{13, 0, "set", 3, "inline"}}),
         cmd("inline_vertical_tab_in_word", "GET\va\n", {{6, 0, "get\va", 1, "inline"}}),
-        cmd("inline_name_too_long", long_name + "\n", {{41, 0, std::string(32, 'a'), 1,
-                                                        "inline long"}}),
+        cmd("inline_name_too_long", long_name + "\n",
+            {{41, 0, std::string(32, 'a'), 1, "inline long"}}),
         cmd("inline_blank_lines_skipped", "\r\n\n  \r\nPING\r\n", {{13, 0, "ping", 1, "inline"}}),
         cmd("inline_only_blank", "\r\n\r\n \t\n", {}),
         cmd("inline_max_length", inline_max + "\r\n",
             {{inline_max.size() + 2, 0, std::string(32, 'a'), 1, "inline long"}}),
         cmd("pipeline_mixed", "PING\r\n*1\r\n$4\r\nPING\r\nECHO hi\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
-            {{6, 0, "ping", 1, "inline"}, {14, '*', "ping", 1}, {8, 0, "echo", 2, "inline"},
+            {{6, 0, "ping", 1, "inline"},
+             {14, '*', "ping", 1},
+             {8, 0, "echo", 2, "inline"},
              {20, '*', "get", 2}}),
         cmd("pipeline_partial_tail", "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1",
             {{14, '*', "ping", 1}}),
@@ -359,6 +372,7 @@ std::vector<scan_case> command_cases() {
         cmd("expected_bulk_nested", "*2\r\n$3\r\nGET\r\n*1\r\n", {}, error::expected_bulk, 13),
         cmd("multibulk_non_digit", "*x\r\n", {}, error::invalid_multibulk_length, 1),
         cmd("multibulk_negative", "*-2\r\n", {}, error::invalid_multibulk_length, 2),
+        cmd("multibulk_minus_zero", "*-0\r\n", {}, error::invalid_multibulk_length, 4),
         cmd("multibulk_streamed", "*?\r\n", {}, error::invalid_multibulk_length, 1),
         cmd("multibulk_trailing", "*1x\r\n", {}, error::invalid_multibulk_length, 2),
         cmd("multibulk_too_long", "*1048577\r\n", {}, error::multibulk_too_long, 7),
@@ -433,7 +447,9 @@ TEST_P(scanner_case_test, same_result_whole_bytewise_and_random_splits) {
     }
 }
 
-std::string case_name(const ::testing::TestParamInfo<scan_case>& info) { return info.param.name; }
+std::string case_name(const ::testing::TestParamInfo<scan_case>& info) {
+    return info.param.name;
+}
 
 INSTANTIATE_TEST_SUITE_P(replies, scanner_case_test, ::testing::ValuesIn(reply_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(commands, scanner_case_test, ::testing::ValuesIn(command_cases()),

@@ -3,6 +3,7 @@
 #include "support/process.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -85,7 +86,9 @@ void unique_fd::reset(int fd) noexcept {
     fd_ = fd;
 }
 
-std::uint16_t free_tcp_port() { return bind_loopback_any().second; }
+std::uint16_t free_tcp_port() {
+    return bind_loopback_any().second;
+}
 
 std::uint16_t closed_port() {
     // Deliberately leaked for the life of the process: the reservation is the point.
@@ -144,7 +147,7 @@ silent_tcp_server::~silent_tcp_server() {
 
 void silent_tcp_server::run() {
     std::vector<unique_fd> conns;
-    char buf[4096];
+    std::array<char, 4096> buf{};
     for (;;) {
         std::vector<pollfd> fds{{wakeup_.get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
         for (const auto& c : conns) fds.push_back({c.get(), POLLIN, 0});
@@ -162,7 +165,7 @@ void silent_tcp_server::run() {
         }
         for (std::size_t i = 2; i < fds.size(); ++i) {
             if (fds[i].revents == 0) continue;
-            ssize_t n = ::recv(fds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            ssize_t n = ::recv(fds[i].fd, buf.data(), buf.size(), MSG_DONTWAIT);
             if (n > 0) {
                 bytes_received_ += static_cast<std::size_t>(n);
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {

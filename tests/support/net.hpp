@@ -13,7 +13,7 @@ namespace redis_sidecar::testing {
 
 /// Owns a file descriptor; closes it on destruction. Move-only.
 class unique_fd {
-public:
+  public:
     unique_fd() = default;
     explicit unique_fd(int fd) : fd_(fd) {}
     ~unique_fd() { reset(); }
@@ -34,7 +34,7 @@ public:
     }
     void reset(int fd = -1) noexcept;
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -61,7 +61,7 @@ unique_fd connect_tcp(const std::string& host, std::uint16_t port,
 /// or a PING against it hangs until the client's timeout. Runs on its own thread, joined in the
 /// destructor; accepted connections stay open until then.
 class silent_tcp_server {
-public:
+  public:
     /// Binds 127.0.0.1:0 and starts accepting. Throws std::system_error.
     silent_tcp_server();
     ~silent_tcp_server();
@@ -74,7 +74,7 @@ public:
     /// Bytes received (and dropped) so far over all connections.
     std::size_t bytes_received() const { return bytes_received_.load(); }
 
-private:
+  private:
     void run();
 
     unique_fd listener_;

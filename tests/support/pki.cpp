@@ -3,6 +3,7 @@
 #include "support/process.hpp"
 
 #include <cctype>
+#include <initializer_list>
 #include <stdexcept>
 
 namespace redis_sidecar::testing {
@@ -58,10 +59,7 @@ std::string file_stem(const std::string& name) {
 test_pki::test_pki() : dir_("rs-pki") {
     dir_.write_file("openssl.cnf", base_config, 0644);
     ca_ = {dir_.file("ca.crt"), dir_.file("ca.key")};
-    openssl({"req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", ca_.key, "-out", ca_.cert, "-days", validity_days, "-subj",
-             "/CN=redis-sidecar test CA", "-config", dir_.file("openssl.cnf"), "-extensions",
-             "v3_ca", "-set_serial", std::to_string(serial_++)});
+    make_cert(ca_, "redis-sidecar test CA", dir_.file("openssl.cnf"), "v3_ca", nullptr);
     client_ = issue("client", "redis-sidecar-test-client", dir_.file("openssl.cnf"), "v3_client");
     issue_server_cert(default_server, {"localhost"}, {"127.0.0.1"});
     issue_server_cert(wrong_server, {"wrong.example.com"}, {});
@@ -88,12 +86,13 @@ cert_files test_pki::issue_server_cert(const std::string& name,
     std::string san;
     for (const auto& d : dns_names) san += (san.empty() ? "DNS:" : ", DNS:") + d;
     for (const auto& ip : ips) san += (san.empty() ? "IP:" : ", IP:") + ip;
-    std::string section = "[v3_server]\n"
-                          "basicConstraints = critical, CA:FALSE\n"
-                          "keyUsage = critical, digitalSignature\n"
-                          "extendedKeyUsage = serverAuth, clientAuth\n"
-                          "subjectKeyIdentifier = hash\n"
-                          "authorityKeyIdentifier = keyid\n";
+    std::string section =
+        "[v3_server]\n"
+        "basicConstraints = critical, CA:FALSE\n"
+        "keyUsage = critical, digitalSignature\n"
+        "extendedKeyUsage = serverAuth, clientAuth\n"
+        "subjectKeyIdentifier = hash\n"
+        "authorityKeyIdentifier = keyid\n";
     if (!san.empty()) section += "subjectAltName = " + san + "\n";
     dir_.write_file(stem + ".cnf", std::string(base_config) + section, 0644);
     cert_files files = issue(stem, name, dir_.file(stem + ".cnf"), "v3_server");
@@ -104,12 +103,23 @@ cert_files test_pki::issue_server_cert(const std::string& name,
 cert_files test_pki::issue(const std::string& stem, const std::string& common_name,
                            const std::string& config, const std::string& extensions) {
     cert_files files{dir_.file(stem + ".crt"), dir_.file(stem + ".key")};
-    // `req -x509 -CA` (OpenSSL 3.0+) makes the key and the signed certificate in one step.
-    openssl({"req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", files.key, "-out", files.cert, "-CA", ca_.cert, "-CAkey",
-             ca_.key, "-days", validity_days, "-subj", "/CN=" + common_name, "-config", config,
-             "-extensions", extensions, "-set_serial", std::to_string(serial_++)});
+    make_cert(files, common_name, config, extensions, &ca_);
     return files;
+}
+
+void test_pki::make_cert(const cert_files& files, const std::string& common_name,
+                         const std::string& config, const std::string& extensions,
+                         const cert_files* issuer) {
+    // `req -x509` makes a fresh key and its certificate in one step; with -CA (OpenSSL 3.0+)
+    // the certificate is signed by the issuer instead of self-signed.
+    std::vector<std::string> args{"req", "-x509", "-new", "-nodes"};
+    auto add = [&args](std::initializer_list<std::string> more) { args.insert(args.end(), more); };
+    add({"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"});
+    add({"-keyout", files.key, "-out", files.cert, "-days", validity_days});
+    add({"-subj", "/CN=" + common_name, "-set_serial", std::to_string(serial_++)});
+    add({"-config", config, "-extensions", extensions});
+    if (issuer != nullptr) add({"-CA", issuer->cert, "-CAkey", issuer->key});
+    openssl(args);
 }
 
 }  // namespace redis_sidecar::testing

@@ -28,7 +28,7 @@ struct cert_files {
 ///   - a client certificate (CN "redis-sidecar-test-client", clientAuth) for
 ///     `tls-auth-clients yes`.
 class test_pki {
-public:
+  public:
     /// The name of the default server certificate (SAN DNS:localhost, IP:127.0.0.1).
     static constexpr const char* default_server = "localhost";
     /// The name of the server certificate valid only for wrong.example.com.
@@ -60,9 +60,12 @@ public:
     cert_files issue_server_cert(const std::string& name, const std::vector<std::string>& dns_names,
                                  const std::vector<std::string>& ips);
 
-private:
+  private:
     cert_files issue(const std::string& stem, const std::string& common_name,
                      const std::string& config, const std::string& extensions);
+    void make_cert(const cert_files& files, const std::string& common_name,
+                   const std::string& config, const std::string& extensions,
+                   const cert_files* issuer);
 
     temp_dir dir_;
     cert_files ca_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -40,6 +41,8 @@ using clock = std::chrono::steady_clock;
 constexpr auto kill_grace = 5s;
 /// Poll step when pidfd_open is unavailable (old kernels): how late an exit may be noticed.
 constexpr auto fallback_step = 5ms;
+/// Bytes read from a pipe at a time.
+constexpr std::size_t read_chunk = 65536;
 /// How much of a child's output a failing test prints.
 constexpr std::size_t dump_limit = 4096;
 
@@ -67,8 +70,8 @@ struct pipe_fds {
 };
 
 pipe_fds make_pipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+    std::array<int, 2> fds{};
+    if (::pipe2(fds.data(), O_CLOEXEC) != 0) throw_errno("pipe2");
     return {high_fd(fds[0]), high_fd(fds[1])};
 }
 
@@ -121,7 +124,7 @@ pid_t spawn(const std::vector<std::string>& argv, const env_map& env, int in, in
     args.push_back(nullptr);
     std::vector<std::string> env_strings;
     env_strings.reserve(env.size());
-    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    for (const auto& [k, v] : env) env_strings.emplace_back(k).append("=").append(v);
     std::vector<char*> envp;
     envp.reserve(env_strings.size() + 1);
     for (auto& e : env_strings) envp.push_back(e.data());
@@ -238,19 +241,21 @@ std::string process_result::describe() const {
     } else {
         os << "exit code " << exit_code;
     }
-    os << "\n--- stdout ---\n" << tail(out, dump_limit) << "\n--- stderr ---\n"
+    os << "\n--- stdout ---\n"
+       << tail(out, dump_limit) << "\n--- stderr ---\n"
        << tail(err, dump_limit) << "\n---";
     return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const process_result& r) { return os << r.describe(); }
+std::ostream& operator<<(std::ostream& os, const process_result& r) {
+    return os << r.describe();
+}
 
 env_map base_env() {
     env_map env;
     const char* path = std::getenv("PATH");
     env["PATH"] = (path != nullptr && *path != '\0') ? path : "/usr/local/bin:/usr/bin:/bin";
-    for (const char* name :
-         {"HOME", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    for (const char* name : {"HOME", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
         if (const char* v = std::getenv(name); v != nullptr) env[name] = v;
     }
     return env;
@@ -287,13 +292,13 @@ process_result run_process(const std::vector<std::string>& argv, const env_map& 
     bool exited = false;
     int raw_status = -1;
     std::size_t written = 0;
-    char buf[65536];
+    std::vector<char> buf(read_chunk);
 
     auto drain = [&](int& fd, std::string& sink) {
         for (;;) {
-            ssize_t n = ::read(fd, buf, sizeof buf);
+            ssize_t n = ::read(fd, buf.data(), buf.size());
             if (n > 0) {
-                sink.append(buf, static_cast<std::size_t>(n));
+                sink.append(buf.data(), static_cast<std::size_t>(n));
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
@@ -337,8 +342,8 @@ process_result run_process(const std::vector<std::string>& argv, const env_map& 
             } else if (p.fd == err.read) {
                 drain(err.read, result.err);
             } else if (p.fd == in.write) {
-                ssize_t n = ::write(in.write, stdin_data.data() + written,
-                                    stdin_data.size() - written);
+                ssize_t n =
+                    ::write(in.write, stdin_data.data() + written, stdin_data.size() - written);
                 if (n > 0) written += static_cast<std::size_t>(n);
                 if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == stdin_data.size()) {
                     close_fd(in.write);  // all written, or the child closed its stdin (EPIPE)
@@ -364,7 +369,8 @@ child_process::child_process(std::string name)
 child_process::~child_process() {
     stop();
     if (pid_ > 0 && ::testing::Test::HasFailure()) {
-        for (const auto& [stream, text] : {std::pair{"stdout", out()}, std::pair{"stderr", err()}}) {
+        for (const auto& [stream, text] :
+             {std::pair{"stdout", out()}, std::pair{"stderr", err()}}) {
             if (text.empty()) continue;
             std::cerr << "[support] " << name_ << " (pid " << pid_ << ") " << stream << ":\n"
                       << tail(text, dump_limit) << "\n";
@@ -414,9 +420,13 @@ bool child_process::reap(bool block_until_deadline, clock::time_point deadline) 
     return true;
 }
 
-void child_process::close_pidfd() noexcept { close_fd(pidfd_); }
+void child_process::close_pidfd() noexcept {
+    close_fd(pidfd_);
+}
 
-bool child_process::running() { return pid_ > 0 && !reap(false, {}); }
+bool child_process::running() {
+    return pid_ > 0 && !reap(false, {});
+}
 
 void child_process::send_signal(int sig) const {
     if (pid_ > 0 && !reaped_) ::kill(pid_, sig);
@@ -442,9 +452,13 @@ std::optional<int> child_process::stop(std::chrono::milliseconds grace) {
     return status_;
 }
 
-std::string child_process::out() const { return read_file(out_path_); }
+std::string child_process::out() const {
+    return read_file(out_path_);
+}
 
-std::string child_process::err() const { return read_file(err_path_); }
+std::string child_process::err() const {
+    return read_file(err_path_);
+}
 
 bool child_process::wait_for_output(std::string_view needle,
                                     std::chrono::milliseconds timeout) const {
@@ -464,10 +478,12 @@ std::vector<pid_t> child_pids(std::string_view comm) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
         const std::string name = entry.path().filename().string();
-        if (name.empty() || !std::all_of(name.begin(), name.end(),
-                                                [](unsigned char c) { return std::isdigit(c); })) continue;
+        const bool numeric = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) != 0;
+        });
+        if (!numeric) continue;
         std::string stat = read_file("/proc/" + name + "/stat");
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
+        // "pid (comm) state ppid ...": comm may hold spaces and ')', so split at the last ')'.
         auto open = stat.find('(');
         auto close = stat.rfind(')');
         if (open == std::string::npos || close == std::string::npos || close < open) continue;

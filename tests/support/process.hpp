@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -11,7 +12,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-#include <sys/types.h>
 
 namespace redis_sidecar::testing {
 
@@ -66,7 +66,7 @@ process_result run_process(const std::vector<std::string>& argv, const env_map& 
 /// children from the test's own thread, never from a helper thread that exits before them.
 /// The destructor stops the child (see stop()).
 class child_process {
-public:
+  public:
     /// `name` names the temp dir and labels the output dumped when a test fails.
     explicit child_process(std::string name = "child");
     ~child_process();
@@ -106,7 +106,7 @@ public:
     /// Polls until `needle` appears in stdout or stderr; false at the deadline.
     bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout) const;
 
-private:
+  private:
     bool reap(bool block_until_deadline, std::chrono::steady_clock::time_point deadline);
     void close_pidfd() noexcept;
 

@@ -56,8 +56,7 @@ redis_server::redis_server(redis_server_options options, test_pki* pki)
 redis_server::~redis_server() {
     stop();
     if (::testing::Test::HasFailure() && process_.pid() > 0) {
-        std::cerr << "[support] redis-server on port " << port_ << " log (" << log_path_
-                  << "):\n"
+        std::cerr << "[support] redis-server on port " << port_ << " log (" << log_path_ << "):\n"
                   << tail(log(), log_dump_limit) << "\n";
     }
 }
@@ -119,12 +118,11 @@ void redis_server::start() {
         if (port_taken && !fixed_port && attempt < port_attempts && clock::now() < deadline) {
             continue;
         }
-        throw std::runtime_error("redis_server: " +
-                                 std::string(exited ? "exited during start-up"
-                                                    : "did not answer PING in time") +
-                                 " (port " + std::to_string(port_) + ", config " + config_path_ +
-                                 "); log:\n" + tail(text, log_dump_limit) +
-                                 "\nstderr:\n" + process_.err());
+        throw std::runtime_error(
+            "redis_server: " +
+            std::string(exited ? "exited during start-up" : "did not answer PING in time") +
+            " (port " + std::to_string(port_) + ", config " + config_path_ + "); log:\n" +
+            tail(text, log_dump_limit) + "\nstderr:\n" + process_.err());
     }
 }
 
@@ -185,7 +183,9 @@ std::vector<std::string> redis_server::tls_and_address_args() const {
 
 std::vector<std::string> redis_server::connection_args() const {
     std::vector<std::string> args = tls_and_address_args();
-    if (options_.requirepass) args.insert(args.end(), {"--no-auth-warning", "-a", *options_.requirepass});
+    if (options_.requirepass) {
+        args.insert(args.end(), {"--no-auth-warning", "-a", *options_.requirepass});
+    }
     return args;
 }
 
@@ -209,6 +209,8 @@ process_result redis_server::cli_as(const std::string& user, const std::string& 
     return run_process(argv, base_env(), timeout);
 }
 
-std::string redis_server::log() const { return read_file(log_path_); }
+std::string redis_server::log() const {
+    return read_file(log_path_);
+}
 
 }  // namespace redis_sidecar::testing

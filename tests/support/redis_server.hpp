@@ -54,7 +54,7 @@ struct redis_server_options {
 ///     server.start();
 ///     EXPECT_EQ(trim(server.cli({"SET", "k", "v"}).out), "OK");
 class redis_server {
-public:
+  public:
     /// `pki` must outlive the server; nullptr means test_pki::shared() (made only if tls).
     explicit redis_server(redis_server_options options = {}, test_pki* pki = nullptr);
     ~redis_server();
@@ -116,7 +116,7 @@ public:
     test_pki& pki() const;
     const redis_server_options& options() const { return options_; }
 
-private:
+  private:
     std::vector<std::string> tls_and_address_args() const;
     void write_config();
     bool wait_ready(std::chrono::steady_clock::time_point deadline, std::size_t log_offset);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -34,7 +35,7 @@ std::chrono::milliseconds time_it(F f) {
 
 /// Every test must leave no child behind: not running, not a zombie.
 class support_test : public ::testing::Test {
-protected:
+  protected:
     void TearDown() override { EXPECT_TRUE(no_child_processes()); }
 };
 
@@ -85,8 +86,7 @@ TEST_F(support_test, run_process_uses_exactly_the_given_environment) {
     env_map env = base_env();
     EXPECT_TRUE(env.count("PATH"));
     for (const auto& [k, v] : env) {
-        EXPECT_TRUE(k == "PATH" || k == "HOME" || k == "TMPDIR" || k.ends_with("SAN_OPTIONS"))
-            << k;
+        EXPECT_TRUE(k == "PATH" || k == "HOME" || k == "TMPDIR" || k.ends_with("SAN_OPTIONS")) << k;
     }
 }
 
@@ -102,8 +102,8 @@ TEST_F(support_test, run_process_writes_stdin_then_closes_it) {
 TEST_F(support_test, run_process_handles_large_output_on_both_pipes) {
     // 1 MiB to each pipe, interleaved: blocking on one pipe while the child fills the other
     // would deadlock.
-    auto r = run_process(
-        {"sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x | tee /dev/stderr"}, base_env(), 30s);
+    auto r = run_process({"sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x | tee /dev/stderr"},
+                         base_env(), 30s);
     ASSERT_TRUE(r.ok()) << r.err.substr(0, 200);
     EXPECT_EQ(r.out.size(), 1048576u);
     EXPECT_EQ(r.err.size(), 1048576u);
@@ -133,8 +133,9 @@ TEST_F(support_test, run_process_kills_the_whole_process_group_on_timeout) {
 
 TEST_F(support_test, run_process_does_not_wait_for_leftover_background_children) {
     process_result r;
-    auto took =
-        time_it([&] { r = run_process({"sh", "-c", "sleep 30 & exit 0"}, base_env(), 10s); });
+    auto took = time_it([&] {
+        r = run_process({"sh", "-c", "sleep 30 & exit 0"}, base_env(), 10s);
+    });
     EXPECT_TRUE(r.ok()) << r;
     EXPECT_LT(took, 2s);
 }
@@ -299,9 +300,9 @@ TEST_F(support_test, silent_server_accepts_and_never_answers) {
 
     timeval tv{0, 200'000};
     ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buf[16];
+    std::array<char, 16> buf{};
     ssize_t n = 0;
-    auto took = time_it([&] { n = ::recv(conn.get(), buf, sizeof buf, 0); });
+    auto took = time_it([&] { n = ::recv(conn.get(), buf.data(), buf.size(), 0); });
     EXPECT_EQ(n, -1);  // no data and no EOF: the timeout expired
     EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
     EXPECT_GE(took, 150ms);
@@ -313,18 +314,18 @@ TEST_F(support_test, pki_makes_a_verifiable_chain) {
     test_pki& pki = test_pki::shared();
     EXPECT_EQ(&pki, &test_pki::shared());
     for (const auto& name : {test_pki::default_server, test_pki::wrong_server}) {
-        auto r = run_process({"openssl", "verify", "-CAfile", pki.ca_cert(),
-                              pki.server_cert(name).cert},
-                             base_env(), 10s);
+        auto r =
+            run_process({"openssl", "verify", "-CAfile", pki.ca_cert(), pki.server_cert(name).cert},
+                        base_env(), 10s);
         EXPECT_TRUE(r.ok()) << r;
     }
     auto r = run_process({"openssl", "verify", "-purpose", "sslclient", "-CAfile", pki.ca_cert(),
                           pki.client_cert().cert},
                          base_env(), 10s);
     EXPECT_TRUE(r.ok()) << r;
-    r = run_process({"openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
-                     pki.server_cert().cert},
-                    base_env(), 10s);
+    r = run_process(
+        {"openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", pki.server_cert().cert},
+        base_env(), 10s);
     EXPECT_NE(r.out.find("DNS:localhost, IP Address:127.0.0.1"), std::string::npos) << r;
     EXPECT_THROW(pki.server_cert("nope"), std::out_of_range);
 
@@ -369,10 +370,10 @@ TEST_F(support_test, tls_server_with_requirepass) {
                              base_env(), 10s);
     EXPECT_FALSE(plain.ok()) << plain;
 
-    auto wrong = run_process({"redis-cli", "-e", "-p", std::to_string(server.port()), "--tls",
-                              "--cacert", server.pki().ca_cert(), "--no-auth-warning", "-a",
-                              "wrong", "PING"},
-                             base_env(), 10s);
+    auto wrong =
+        run_process({"redis-cli", "-e", "-p", std::to_string(server.port()), "--tls", "--cacert",
+                     server.pki().ca_cert(), "--no-auth-warning", "-a", "wrong", "PING"},
+                    base_env(), 10s);
     EXPECT_FALSE(wrong.ok());
     EXPECT_NE(wrong.output().find("WRONGPASS"), std::string::npos) << wrong;
 }
@@ -411,10 +412,10 @@ TEST_F(support_test, tls_server_requiring_client_certificates) {
 
 process_result s_client(std::uint16_t port, const std::string& hostname, const test_pki& pki) {
     // Empty stdin: s_client exits right after the handshake.
-    return run_process({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
-                        "-verify_hostname", hostname, "-CAfile", pki.ca_cert(),
-                        "-verify_return_error", "-brief"},
-                       base_env(), 10s);
+    return run_process(
+        {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-verify_hostname",
+         hostname, "-CAfile", pki.ca_cert(), "-verify_return_error", "-brief"},
+        base_env(), 10s);
 }
 
 TEST_F(support_test, server_certificates_verify_by_hostname) {

@@ -39,7 +39,9 @@ temp_dir::temp_dir(std::string_view prefix) {
     path_ = buf.data();
 }
 
-temp_dir::~temp_dir() { remove(); }
+temp_dir::~temp_dir() {
+    remove();
+}
 
 temp_dir::temp_dir(temp_dir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
 
@@ -62,7 +64,9 @@ void temp_dir::remove() noexcept {
     path_.clear();
 }
 
-std::string temp_dir::file(std::string_view name) const { return path_ + "/" + std::string(name); }
+std::string temp_dir::file(std::string_view name) const {
+    return path_ + "/" + std::string(name);
+}
 
 std::string temp_dir::write_file(std::string_view name, std::string_view content,
                                  mode_t mode) const {
@@ -75,8 +79,10 @@ std::string temp_dir::write_file(std::string_view name, std::string_view content
     while (ok && done < content.size()) {
         ssize_t n = ::write(fd, content.data() + done, content.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) ok = false;
-        else done += static_cast<std::size_t>(n);
+        if (n < 0)
+            ok = false;
+        else
+            done += static_cast<std::size_t>(n);
     }
     int saved = errno;
     ::close(fd);

@@ -1,8 +1,8 @@
 #pragma once
 
+#include <sys/types.h>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 
 namespace redis_sidecar::testing {
 
@@ -11,7 +11,7 @@ namespace redis_sidecar::testing {
 /// is then printed to stderr) when debugging a failing test. Paths stay short on purpose: unix
 /// socket paths inside it must fit in sun_path (108 bytes).
 class temp_dir {
-public:
+  public:
     /// Creates the directory; `prefix` becomes the start of its name. Throws std::system_error.
     explicit temp_dir(std::string_view prefix = "rs-test");
     ~temp_dir();
@@ -36,7 +36,7 @@ public:
     /// The whole content of `name` inside the directory; empty if it does not exist.
     std::string read_file(std::string_view name) const;
 
-private:
+  private:
     void remove() noexcept;
 
     std::string path_;

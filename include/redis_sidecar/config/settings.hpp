@@ -29,6 +29,9 @@ struct upstream_settings {
     std::optional<std::string> username;  ///< ACL user; absent means "default"
     std::optional<secret> password;       ///< AUTH password / ElastiCache auth token
     unsigned db = 0;                      ///< logical database selected after AUTH
+    /// A hosts(5)-style file consulted before DNS on every lookup (REDIS_SIDECAR_HOSTS_FILE).
+    /// For tests that move a name to another address; empty in production.
+    std::string hosts_file;
 };
 
 /// The warm upstream connection pool.

@@ -53,14 +53,14 @@ inline constexpr std::size_t hiredis_max_depth = 8;
 
 /// Most elements of one array reply_reader accepts. hiredis allocates an array's element
 /// table up front, so the count must be bounded before hiredis sees the header.
-inline constexpr std::int64_t default_max_reader_array = 1024 * 1024;
+inline constexpr std::int64_t default_max_reader_array = std::int64_t{1024} * 1024;
 
 /// Turns a RESP2 byte stream into reply values, for the sidecar's own connections (hiredis'
 /// redisReader underneath). Input is validated by a resp::scanner first, so an oversized or
 /// malformed header is refused before hiredis allocates for it. After an error the reader
 /// stays failed. Not copyable; movable.
 class reply_reader {
-public:
+  public:
     /// A reader holding at most `max_buffer` unparsed bytes.
     explicit reply_reader(std::size_t max_buffer = default_max_reader_buffer);
     ~reply_reader();
@@ -79,7 +79,7 @@ public:
     /// hiredis' or the scanner's description of the last error, for logs.
     const std::string& error_detail() const { return detail_; }
 
-private:
+  private:
     struct reader_deleter {
         void operator()(redisReader* r) const noexcept;
     };

@@ -22,19 +22,19 @@ enum class direction : std::uint8_t {
 /// Capacity of the scanner's fixed nesting stack; scanner_options::max_depth cannot exceed it.
 inline constexpr std::size_t max_nesting_depth = 64;
 /// Longest inline command line, line terminator excluded (Redis' PROTO_INLINE_MAX_SIZE).
-inline constexpr std::size_t default_max_inline_length = 64 * 1024;
+inline constexpr std::size_t default_max_inline_length = std::size_t{64} * 1024;
 /// Longest bulk string or streamed-string chunk (Redis' default proto-max-bulk-len, 512 MiB).
 inline constexpr std::int64_t default_max_bulk_length = std::int64_t{512} * 1024 * 1024;
 /// Most arguments of one client command. Redis accepts up to INT_MAX from an authenticated
 /// client; a command with more than 1 Mi arguments is not something an application sends
 /// through a sidecar (MSET of 512 Ki pairs still fits), and the bound keeps abuse cheap.
-inline constexpr std::int64_t default_max_command_args = 1024 * 1024;
+inline constexpr std::int64_t default_max_command_args = std::int64_t{1024} * 1024;
 /// Most elements of one reply aggregate (map: pairs). Above any Redis collection's size
 /// (2^32 - 1); counting costs nothing, so this only rejects nonsense.
 inline constexpr std::int64_t default_max_reply_aggregate_length = 4'294'967'295;
 /// Longest simple string / error / double / big number line of a reply. Such lines are never
 /// buffered, so the bound only needs to reject nonsense; it equals the bulk bound.
-inline constexpr std::size_t default_max_line_length = 512 * 1024 * 1024;
+inline constexpr std::size_t default_max_line_length = std::size_t{512} * 1024 * 1024;
 /// Bytes of a command name kept by frame_info (longer names are flagged, not stored whole).
 inline constexpr std::size_t command_name_capacity = 32;
 /// Bytes of a top-level simple string / error / blob error kept by frame_info.
@@ -146,7 +146,7 @@ struct scan_result {
 /// their own: they belong to the frame of the value they precede (frame_info::has_attribute).
 /// `$-1` and `*-1` are nulls; other negative lengths are errors.
 class scanner {
-public:
+  public:
     /// A scanner with the default options for `dir`.
     explicit scanner(direction dir);
     /// A scanner with explicit limits.
@@ -165,7 +165,9 @@ public:
     /// True once scan() has returned an error (until reset()).
     bool failed() const { return state_ == state::failed; }
     /// The error scan() returned, or an empty error_code.
-    std::error_code last_error() const { return failed() ? make_error_code(error_) : std::error_code{}; }
+    std::error_code last_error() const {
+        return failed() ? make_error_code(error_) : std::error_code{};
+    }
     /// The byte that caused the error.
     char error_byte() const { return error_byte_; }
     /// A reply to send a client after an error, e.g. "-ERR Protocol error: expected '$', got
@@ -173,17 +175,17 @@ public:
     /// invalid_reply_type, escaped as \xHH when not printable). Allocates; error path only.
     std::string error_reply() const;
 
-private:
+  private:
     enum class state : std::uint8_t {
-        frame_start,   // before a frame's first byte
-        type_byte,     // expecting a value's type byte
-        line,          // inside the line that follows a type byte
-        line_lf,       // a line's CR seen, expecting LF
-        payload,       // inside a bulk payload
-        payload_cr,    // payload done, expecting CR
-        payload_lf,    // payload done, expecting LF
-        chunk_start,   // streamed string: expecting ';'
-        inline_line,   // inside an inline command
+        frame_start,  // before a frame's first byte
+        type_byte,    // expecting a value's type byte
+        line,         // inside the line that follows a type byte
+        line_lf,      // a line's CR seen, expecting LF
+        payload,      // inside a bulk payload
+        payload_cr,   // payload done, expecting CR
+        payload_lf,   // payload done, expecting LF
+        chunk_start,  // streamed string: expecting ';'
+        inline_line,  // inside an inline command
         failed,
     };
     enum class line_kind : std::uint8_t {
@@ -239,8 +241,8 @@ private:
 
     // Current line.
     line_kind kind_ = line_kind::simple;
-    char type_ = 0;              // type byte that started the line
-    bool negative_ = false;      // numeric line: leading '-'
+    char type_ = 0;               // type byte that started the line
+    bool negative_ = false;       // numeric line: leading '-'
     bool streamed_mark_ = false;  // numeric line: '?'
     std::uint64_t magnitude_ = 0;
     std::size_t digits_ = 0;
@@ -250,9 +252,9 @@ private:
     // Current payload.
     std::int64_t payload_length_ = 0;
     std::int64_t remaining_ = 0;
-    bool in_chunk_ = false;     // the payload is a streamed-string chunk
+    bool in_chunk_ = false;      // the payload is a streamed-string chunk
     bool capture_name_ = false;  // the payload is a command's first argument
-    bool verbatim_ = false;     // the payload is a verbatim string: byte 3 must be ':'
+    bool verbatim_ = false;      // the payload is a verbatim string: byte 3 must be ':'
 
     bool after_attribute_ = false;  // an attribute ended; a value must follow
 

@@ -31,6 +31,9 @@ resolver_fn system_resolver(asio::any_io_executor ex);
 /// name is there, otherwise asks `fallback`. For tests that move a name to a new address.
 resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback);
 
+/// The system resolver, behind the test-only hosts file when the settings name one.
+resolver_fn make_resolver(asio::any_io_executor ex, const config::upstream_settings& upstream);
+
 /// The pool's tunables (see config::pool_settings for the user-facing ones).
 struct pool_options {
     std::size_t max_connections = 128;

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Tests of the Helm chart (helm/redis-sidecar) and the kustomize manifests (deploy/):
+#   helm lint --strict + helm template for a matrix of values files; every rendered object validated
+#   against the strict Kubernetes 1.32 JSON schemas (../shared/k8s-schemas) with ajv; assertions on
+#   secrets, probes, REDIS_ADDR, the native sidecar and the security context; values the schema must
+#   refuse; the library-style include from a parent chart; kubectl kustomize base + overlay; and,
+#   given the built binary, the rendered sidecar env fed to `redis-sidecar config`.
+# usage: tests/helm/run.sh [path/to/redis-sidecar]   (run tests/helm/setup.sh first)
+# Prints one line per check and "N passed, M failed"; exits non-zero if anything failed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+chart="$repo/helm/redis-sidecar"
+helm="$repo/tools/helm"
+bin=${1:-}
+kube_version=1.32.2
+schema_dirs="$repo/../shared/k8s-schemas/v${kube_version}-standalone-strict"
+
+[ -x "$helm" ] && [ -d "$here/node_modules/ajv" ] || {
+  echo "run.sh: tools missing: run tests/helm/setup.sh first" >&2
+  exit 2
+}
+[ -d "$schema_dirs" ] || {
+  echo "run.sh: no schemas at $schema_dirs (CI checks out shared/ beside the repo)" >&2
+  exit 2
+}
+command -v kubectl >/dev/null || {
+  echo "run.sh: kubectl is missing" >&2
+  exit 2
+}
+if [ -n "$bin" ] && [ ! -x "$bin" ]; then
+  echo "run.sh: $bin is not an executable" >&2
+  exit 2
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export HELM_CACHE_HOME="$tmp/helm/cache" HELM_CONFIG_HOME="$tmp/helm/config" HELM_DATA_HOME="$tmp/helm/data"
+
+passed=0
+failed=0
+skipped=0
+# check NAME CMD…: runs CMD, prints "ok NAME" or "FAIL NAME" followed by its output.
+check() {
+  local name=$1
+  shift
+  if "$@" >"$tmp/out" 2>&1; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    sed 's/^/     | /' "$tmp/out" | head -40
+    failed=$((failed + 1))
+  fi
+}
+skip() {
+  echo "skip $1"
+  skipped=$((skipped + 1))
+}
+node_() { node "$here/$1" "${@:2}"; }
+validate() { node_ validate.mjs "$schema_dirs" "$@"; }
+# refused FILE: helm template must fail, and its message contain the file's "# expect:" text.
+refused() {
+  local want
+  want=$(sed -n 's/^# expect: //p' "$1")
+  if "$helm" template t "$chart" -f "$1" --kube-version "$kube_version" >/dev/null 2>"$tmp/err"; then
+    echo "rendered, but must be refused"
+    return 1
+  fi
+  grep -qF -- "$want" "$tmp/err" || {
+    echo "refused without the message \"$want\":"
+    cat "$tmp/err"
+    return 1
+  }
+}
+not_() { ! "$@"; }
+
+# config_check RENDERED HOST PORT TLS DB AUTH: the rendered sidecar env, with its secret files
+# materialized in a temp dir, resolves with the real binary, to the expected upstream.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 1 \
+  -subj /CN=redis-sidecar-test-ca >/dev/null 2>&1
+config_check() {
+  local rendered=$1 root
+  root=$(mktemp -d "$tmp/root.XXXX")
+  local vars=()
+  mapfile -d '' vars < <(node_ podenv.mjs "$rendered" "$root" "$tmp/ca.pem") || return 1
+  [ ${#vars[@]} -gt 0 ] || { echo "no env from podenv.mjs"; return 1; }
+  env -i "${vars[@]}" "$bin" config >"$root.json" 2>"$root.err" || {
+    echo "redis-sidecar config exited $?:"
+    cat "$root.err"
+    return 1
+  }
+  node -e '
+    const [file, host, port, tls, db, auth] = process.argv.slice(1);
+    const u = JSON.parse(require("fs").readFileSync(file, "utf8")).upstream;
+    const want = { host, port: Number(port), tls: tls === "true", db: Number(db), auth: auth === "yes" };
+    const got = { host: u.host, port: u.port, tls: u.tls.enabled, db: u.db, auth: u.password === "<redacted>" };
+    if (JSON.stringify(got) !== JSON.stringify(want)) {
+      console.error(`config resolved ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+      process.exit(1);
+    }' "$root.json" "$2" "$3" "$4" "$5" "$6"
+}
+
+# ---- the validator and the assertions can fail
+check "validator: a kind without a schema fails" not_ validate "$here/fixtures/unknown-kind.yaml"
+check "validator: an unknown container field fails" not_ validate "$here/fixtures/invalid-deployment.yaml"
+
+# ---- chart: the values matrix
+#      values file          | REDIS_ADDR                                              | native | tls  | db | auth | more env
+cases=(
+  "plain                |redis.default.svc.cluster.local:6379                    |true |false|0|no |REDIS_TLS_ENABLED=false"
+  "elasticache-tls-auth |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_USERNAME=app,REDIS_TLS_SKIP_VERIFY=false"
+  "existing-secret      |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
+  "url                  |clustercfg.my-cache.abc123.use1.cache.amazonaws.com:6380|true |true |2|yes|REDIS_USERNAME=app,REDIS_DB=2,REDIS_TLS_ENABLED=true"
+  "native-false         |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar"
+  "all-on               |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
+)
+for row in "${cases[@]}"; do
+  IFS='|' read -r name addr native tls db auth env <<<"$row"
+  name=${name// /} addr=${addr// /} native=${native// /} tls=${tls// /} auth=${auth// /}
+  values="$here/values/$name.yaml"
+  out="$tmp/$name.yaml"
+  check "chart[$name]: helm lint --strict" "$helm" lint --strict "$chart" -f "$values" --kube-version "$kube_version"
+  check "chart[$name]: helm template" \
+    sh -c '"$0" template demo "$1" -n demo -f "$2" --kube-version "$3" >"$4"' "$helm" "$chart" "$values" "$kube_version" "$out"
+  check "chart[$name]: objects valid against the k8s $kube_version schemas" validate "$out"
+  check "chart[$name]: assertions (secrets, probes, REDIS_ADDR, sidecar kind, security)" \
+    node_ assert.mjs "$out" --addr "$addr" --native "$native" --env "$env" --values "$values" --chart
+  if [ -n "$bin" ]; then
+    check "chart[$name]: rendered env resolves with redis-sidecar config" config_check "$out" "${addr%:*}" "${addr##*:}" "$tls" "$db" "$auth"
+  else
+    skip "chart[$name]: rendered env resolves with redis-sidecar config (no binary given)"
+  fi
+done
+check "chart: the url form puts its password into the Secret" \
+  grep -qF "$(printf %s 'url-secret-password-01' | base64)" "$tmp/url.yaml"
+check "chart: changing the password rolls the pod (checksum annotation)" sh -c '
+  a=$("$0" template demo "$1" -f "$2" | grep checksum/redis-sidecar-secret)
+  b=$("$0" template demo "$1" -f "$2" --set externalRedis.password=another-token-0123 | grep checksum/redis-sidecar-secret)
+  [ -n "$a" ] && [ "$a" != "$b" ]' "$helm" "$chart" "$here/values/elasticache-tls-auth.yaml"
+check "chart: native sidecar refused on Kubernetes 1.28 with a message" sh -c '
+  ! "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 >/dev/null | grep -q . && exit 1
+  "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 | grep -q "sidecar.native=true needs Kubernetes >= 1.29"' \
+  "$helm" "$chart" "$here/values/plain.yaml"
+check "chart: native=false renders on Kubernetes 1.28 (no preStop sleep there) and validates" sh -c '
+  "$0" template demo "$1" -f "$2" --kube-version 1.28.0 >"$3" && ! grep -q "sleep:" "$3"' \
+  "$helm" "$chart" "$here/values/native-false.yaml" "$tmp/k128.yaml"
+check "chart: the Kubernetes 1.28 rendering is schema-valid" validate "$tmp/k128.yaml"
+check "chart: NOTES.txt tells how to run redis-sidecar check" sh -c '
+  "$0" install demo "$1" -f "$2" --dry-run=client --kube-version "$3" 2>&1 | grep -q -- "-- redis-sidecar check"' \
+  "$helm" "$chart" "$here/values/plain.yaml" "$kube_version"
+
+# ---- chart: values the schema must refuse
+for f in "$here"/refused/*.yaml; do
+  check "chart refuses $(basename "$f" .yaml): $(sed -n 's/^# expect: //p' "$f")" refused "$f"
+done
+
+# ---- chart: the library-style include from a parent chart
+parent="$tmp/library-parent"
+cp -r "$here/library-parent" "$parent"
+mkdir -p "$parent/charts"
+cp -r "$chart" "$parent/charts/redis-sidecar"
+check "library include: helm template of a parent chart" \
+  sh -c '"$0" template rel "$1" --kube-version "$2" >"$3"' "$helm" "$parent" "$kube_version" "$tmp/library.yaml"
+check "library include: objects valid against the schemas" validate "$tmp/library.yaml"
+check "library include: assertions" node_ assert.mjs "$tmp/library.yaml" \
+  --addr master.my-cache.abc123.use1.cache.amazonaws.com:6379 --native true --values "$parent/charts/redis-sidecar/values.yaml"
+check "library include: the parent's pod mounts the sidecar's rendered Secret" sh -c '
+  grep -q "name: rel-redis-sidecar-auth" "$0" && grep -q "^kind: Secret" "$0"' "$tmp/library.yaml"
+
+# ---- deploy/: kustomize base and the ElastiCache overlay
+for k in base:redis:6379 overlays/elasticache:master.my-cache.abc123.use1.cache.amazonaws.com:6379; do
+  dir=${k%%:*} addr=${k#*:}
+  out="$tmp/kustomize-${dir//\//-}.yaml"
+  check "kustomize[$dir]: kubectl kustomize" sh -c 'kubectl kustomize "$0" >"$1"' "$repo/deploy/$dir" "$out"
+  check "kustomize[$dir]: objects valid against the schemas" validate "$out"
+  check "kustomize[$dir]: assertions" node_ assert.mjs "$out" --addr "$addr" --native true
+done
+if [ -n "$bin" ]; then
+  check "kustomize[overlays/elasticache]: env resolves with redis-sidecar config" \
+    config_check "$tmp/kustomize-overlays-elasticache.yaml" master.my-cache.abc123.use1.cache.amazonaws.com 6379 true 0 yes
+else
+  skip "kustomize[overlays/elasticache]: env resolves with redis-sidecar config (no binary given)"
+fi
+
+[ "$skipped" -eq 0 ] || echo "($skipped skipped: not counted as passed)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

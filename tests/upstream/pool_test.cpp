@@ -1,0 +1,246 @@
+#include "redis_sidecar/upstream/pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "io_fixture.hpp"
+#include "redis_sidecar/upstream/error.hpp"
+#include "support/net.hpp"
+#include "support/pki.hpp"
+#include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace redis_sidecar::upstream {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::redis_server;
+using testing::redis_server_options;
+using testing::test_pki;
+using testing::trim;
+
+class pool_test : public ::testing::Test, public io_fixture {
+protected:
+    std::shared_ptr<pool> make_pool(const config::upstream_settings& s, pool_options o,
+                                    resolver_fn resolver = {}) {
+        if (s.tls.enabled) tls_ = std::make_unique<tls_client>(s.tls);
+        if (!resolver) resolver = system_resolver(io_.get_executor());
+        auto p = std::make_shared<pool>(io_.get_executor(), s, tls_.get(), o, std::move(resolver));
+        p->start();
+        return p;
+    }
+
+    static config::upstream_settings plain(std::uint16_t port) {
+        config::upstream_settings s;
+        s.host = "127.0.0.1";
+        s.port = port;
+        s.tls.server_name = s.host;
+        return s;
+    }
+
+    struct lease {
+        std::error_code ec;
+        std::shared_ptr<connection> conn;
+        bool done = false;
+    };
+
+    std::shared_ptr<lease> acquire(pool& p) {
+        auto l = std::make_shared<lease>();
+        p.async_acquire([l](std::error_code ec, std::shared_ptr<connection> c) {
+            l->ec = ec;
+            l->conn = std::move(c);
+            l->done = true;
+        });
+        return l;
+    }
+
+    std::unique_ptr<tls_client> tls_;
+};
+
+TEST_F(pool_test, keeps_min_idle_ready_over_tls) {
+    redis_server_options so;
+    so.tls = true;
+    so.requirepass = "pool-test-password-0123";
+    redis_server server(so);
+    server.start();
+    config::upstream_settings s;
+    s.host = "localhost";
+    s.port = server.port();
+    s.tls.enabled = true;
+    s.tls.server_name = "localhost";
+    s.tls.ca_file = test_pki::shared().ca_cert();
+    s.password = config::secret("pool-test-password-0123");
+    pool_options o;
+    o.min_idle = 3;
+    auto p = make_pool(s, o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
+    EXPECT_EQ(p->stats().connects, 3u);
+    EXPECT_EQ(p->stats().role, "master");
+    EXPECT_EQ(p->stats().server_version, "7.0.15");
+    EXPECT_EQ(p->stats().handshake_latency.count, 3u);
+
+    auto l = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return l->done; }, 2s));
+    ASSERT_FALSE(l->ec);
+    EXPECT_EQ(p->stats().leased, 1u);
+    // One went out: the pool opens another to stay at min_idle.
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
+    p->release(l->conn, true);
+    EXPECT_EQ(p->stats().leased, 0u);
+    EXPECT_EQ(p->stats().idle, 4u);
+    EXPECT_EQ(p->stats().reuses, 1u);
+    p->stop();
+}
+
+TEST_F(pool_test, refills_after_client_kill) {
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 2;
+    auto p = make_pool(plain(server.port()), o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 2; }, 5s));
+    const auto killed = trim(server.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}).out);
+    EXPECT_EQ(killed, "2");
+    // The idle watch sees the EOFs at once; no health interval has to pass.
+    ASSERT_TRUE(run_until([&] { return p->stats().discards == 2 && p->stats().idle == 2; }, 5s))
+        << "discards " << p->stats().discards << " idle " << p->stats().idle;
+    EXPECT_EQ(p->stats().connects, 4u);
+    p->stop();
+}
+
+TEST_F(pool_test, recovers_after_restart_without_a_connect_storm) {
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 2;
+    o.backoff_base = 50ms;
+    o.backoff_max = 400ms;
+    o.max_connects_per_second = 20;
+    auto p = make_pool(plain(server.port()), o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 2; }, 5s));
+
+    server.kill(SIGKILL);
+    const auto down_since = std::chrono::steady_clock::now();
+    run_for(1500ms);
+    const auto& st = p->stats();
+    std::uint64_t failures = 0;
+    for (auto f : st.failures) failures += f;
+    EXPECT_EQ(st.idle, 0u);
+    EXPECT_GE(failures, 2u);
+    // Rate limit: at most 20/s (+ the initial burst of 20 tokens); backoff keeps it far lower.
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since).count();
+    EXPECT_LE(static_cast<double>(failures), 20 + 20 * seconds);
+    EXPECT_EQ(st.last_error, "connection_refused");
+
+    server.start();  // same port
+    const auto connects_before = st.connects;
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 2; }, 5s));
+    EXPECT_EQ(p->stats().connects - connects_before, 2u);  // exactly what min_idle needs
+    p->stop();
+}
+
+TEST_F(pool_test, waiter_gets_pool_timeout_when_the_pool_is_full) {
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 0;
+    o.max_connections = 1;
+    o.acquire_timeout = 200ms;
+    auto p = make_pool(plain(server.port()), o);
+    auto first = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return first->done; }, 5s));
+    ASSERT_FALSE(first->ec);
+    auto second = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return second->done; }, 3s));
+    EXPECT_EQ(second->ec, make_error_code(error::pool_timeout));
+    EXPECT_EQ(p->stats().acquire_timeouts, 1u);
+    // Given back, the connection serves the next waiter.
+    auto third = acquire(*p);
+    p->release(first->conn, true);
+    ASSERT_TRUE(run_until([&] { return third->done; }, 2s));
+    EXPECT_FALSE(third->ec);
+    p->stop();
+}
+
+TEST_F(pool_test, waiters_fail_fast_when_the_upstream_is_down) {
+    pool_options o;
+    o.min_idle = 0;
+    o.acquire_timeout = 10s;
+    auto p = make_pool(plain(testing::closed_port()), o);
+    auto l = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return l->done; }, 3s)) << "waited for the acquire timeout";
+    EXPECT_EQ(l->ec, make_error_code(error::connection_refused));
+    p->stop();
+}
+
+TEST_F(pool_test, unusable_connection_is_discarded_on_release) {
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 1;
+    auto p = make_pool(plain(server.port()), o);
+    auto l = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return l->done; }, 5s));
+    ASSERT_FALSE(l->ec);
+    p->release(l->conn, false);
+    EXPECT_EQ(p->stats().discards, 1u);
+    EXPECT_TRUE(l->conn->broken());
+    p->stop();
+}
+
+TEST_F(pool_test, learns_a_replica_role) {
+    redis_server primary;
+    primary.start();
+    redis_server_options ro;
+    ro.extra_config_lines = {"replicaof 127.0.0.1 " + std::to_string(primary.port())};
+    redis_server replica(ro);
+    replica.start();
+    pool_options o;
+    o.min_idle = 1;
+    auto p = make_pool(plain(replica.port()), o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 1; }, 5s));
+    EXPECT_EQ(p->stats().role, "replica");
+    p->stop();
+}
+
+TEST_F(pool_test, health_check_notices_a_demotion) {
+    redis_server other;
+    other.start();
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 1;
+    o.health_interval = 100ms;
+    auto p = make_pool(plain(server.port()), o);
+    ASSERT_TRUE(run_until([&] { return p->stats().role == "master"; }, 5s));
+    server.cli({"REPLICAOF", "127.0.0.1", std::to_string(other.port())});
+    ASSERT_TRUE(run_until([&] { return p->stats().role == "slave" || p->stats().role == "replica"; }, 5s))
+        << p->stats().role;
+    EXPECT_GE(p->stats().health_checks, 1u);
+    p->stop();
+}
+
+TEST_F(pool_test, hosts_file_moves_the_name_and_the_change_is_counted) {
+    redis_server a;
+    a.start();
+    testing::temp_dir dir;
+    const auto hosts = dir.write_file("hosts", "127.0.0.1 cache.test\n");
+    config::upstream_settings s = plain(a.port());
+    s.host = "cache.test";
+    pool_options o;
+    o.min_idle = 1;
+    auto p = make_pool(s, o, hosts_file_resolver(hosts, system_resolver(io_.get_executor())));
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 1; }, 5s));
+    EXPECT_EQ(p->stats().dns_changes, 0u);
+    // Move the name to another loopback address (nothing listens there on a's port), and kill
+    // the pooled connection: the refill must look the name up again and go to the new address.
+    dir.write_file("hosts", "127.0.0.2 cache.test\n");
+    a.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    ASSERT_TRUE(run_until([&] { return p->stats().dns_changes == 1; }, 5s));
+    ASSERT_TRUE(run_until([&] { return p->stats().failures[static_cast<int>(error::connection_refused)] >= 1; }, 5s));
+    p->stop();
+}
+
+}  // namespace
+}  // namespace redis_sidecar::upstream

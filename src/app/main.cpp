@@ -10,6 +10,7 @@
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "check.hpp"
+#include "sidecar.hpp"
 
 #ifndef REDIS_SIDECAR_VERSION
 #define REDIS_SIDECAR_VERSION "0.0.0"
@@ -111,6 +112,14 @@ int main(int argc, char** argv) {
         }
         if (command == "config") return config_command(args);
         if (command == "check") return check_command(args);
+        if (command == "run") {
+            config::inputs in{config::environment_map(), args};
+            auto r = config::resolve(in);
+            log::configure(r.values.log.level, r.values.log.format);
+            for (const auto& w : r.warnings) log::warn(w);
+            redis_sidecar::app::sidecar s(std::move(r), std::move(in));
+            return s.run();
+        }
         std::cerr << "redis-sidecar: unknown subcommand '" << command << "' (see --help)\n";
         return exit_usage;
     } catch (const config::config_error& e) {

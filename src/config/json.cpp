@@ -43,7 +43,18 @@ nlohmann::json to_json(const settings& s) {
         {"socket_timeout", format_duration(s.pool.socket_timeout)},
         {"socket_keepalive", s.pool.socket_keepalive},
     };
-    j["listen"] = {{"tcp", optional_value(s.listen.tcp)}, {"unix", optional_value(s.listen.unix_path)}};
+    j["listen"] = {
+        {"tcp", optional_value(s.listen.tcp)},
+        {"unix", optional_value(s.listen.unix_path)},
+        {"max_clients", s.listen.max_clients},
+        {"client_password",
+         s.listen.client_password ? nlohmann::json(secret::redacted) : nlohmann::json(nullptr)},
+    };
+    j["lifecycle"] = {
+        {"readiness", s.lifecycle.readiness},
+        {"min_drain", format_duration(s.lifecycle.min_drain)},
+        {"max_drain", format_duration(s.lifecycle.max_drain)},
+    };
     j["http"] = {{"addr", s.http.addr}};
     j["log"] = {{"level", s.log.level}, {"format", s.log.format}};
     j["sources"] = s.sources;

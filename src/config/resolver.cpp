@@ -97,6 +97,12 @@ std::chrono::milliseconds as_duration(const raw& v) {
                        "' is not a duration (250ms, 5s, 2m or a number of seconds, above 0)");
 }
 
+std::chrono::milliseconds as_duration_or_zero(const raw& v) {
+    if (auto d = parse_duration(v.text)) return *d;
+    throw config_error(v.from.name + ": '" + v.text +
+                       "' is not a duration (0s, 250ms, 5s, 2m or a number of seconds)");
+}
+
 std::string as_readable_file(const raw& v) {
     if (::access(v.text.c_str(), R_OK) != 0) {
         throw config_error(v.from.name + ": cannot read file " + v.text);
@@ -427,6 +433,44 @@ void resolve_local(const source_reader& src, resolution& r) {
     if (!s.listen.tcp && !s.listen.unix_path) {
         throw config_error("REDIS_SIDECAR_LISTEN is off and REDIS_SIDECAR_SOCKET is not set: "
                            "local clients could not connect");
+    }
+
+    field<unsigned> max_clients("listen.max_clients");
+    const auto clients = [](const raw& v) { return as_uint(v, 1, 1'000'000, "a client count"); };
+    add(max_clients, src.flag("--max-clients"), clients);
+    add(max_clients, src.env("REDIS_SIDECAR_MAX_CLIENTS"), clients);
+    add(max_clients, src.yaml("listen.max_clients"), clients);
+    s.listen.max_clients = max_clients.pick(s.listen.max_clients, r);
+
+    field<secret> client_password("listen.client_password");
+    const auto as_secret = [](const raw& v) { return secret(v.text); };
+    add(client_password, src.env("REDIS_SIDECAR_CLIENT_PASSWORD"), as_secret);
+    std::vector<std::string> secret_warnings;
+    add(client_password, src.secret_file("client-password", secret_warnings), as_secret);
+    r.warnings.insert(r.warnings.end(), secret_warnings.begin(), secret_warnings.end());
+    if (client_password.given()) {
+        s.listen.client_password = client_password.pick({}, r);
+    } else {
+        r.values.sources["listen.client_password"] = "default";
+    }
+
+    field<std::string> readiness("lifecycle.readiness");
+    const auto policies = [](const raw& v) { return as_one_of(v, {"upstream", "primary", "local"}); };
+    add(readiness, src.flag("--readiness"), policies);
+    add(readiness, src.env("REDIS_SIDECAR_READINESS"), policies);
+    add(readiness, src.yaml("lifecycle.readiness"), policies);
+    s.lifecycle.readiness = readiness.pick(s.lifecycle.readiness, r);
+
+    const std::tuple<const char*, const char*, const char*, std::chrono::milliseconds*> drains[] = {
+        {"lifecycle.min_drain", "--min-drain", "REDIS_SIDECAR_MIN_DRAIN", &s.lifecycle.min_drain},
+        {"lifecycle.max_drain", "--max-drain", "REDIS_SIDECAR_MAX_DRAIN", &s.lifecycle.max_drain},
+    };
+    for (const auto& [key, flag_name, var, target] : drains) {
+        field<std::chrono::milliseconds> f(key);
+        add(f, src.flag(flag_name), as_duration_or_zero);
+        add(f, src.env(var), as_duration_or_zero);
+        add(f, src.yaml(key), as_duration_or_zero);
+        *target = f.pick(*target, r);
     }
 
     field<std::string> http("http.addr");

@@ -28,7 +28,9 @@ const std::set<std::string>& yaml_keys() {
         "pool.socket_timeout",    "pool.socket_keepalive",
         "listen.tcp",             "listen.unix",
         "http.addr",              "log.level",
-        "log.format",
+        "log.format",             "listen.max_clients",
+        "lifecycle.readiness",    "lifecycle.min_drain",
+        "lifecycle.max_drain",
     };
     return keys;
 }
@@ -85,6 +87,10 @@ const std::vector<flag_spec>& flag_specs() {
         {"--secrets-dir", false, "mounted Secret directory; like REDIS_SIDECAR_SECRETS_DIR"},
         {"--log-level", false, "debug, info, warn or error"},
         {"--log-format", false, "json or text"},
+        {"--max-clients", false, "local clients at once; like REDIS_SIDECAR_MAX_CLIENTS"},
+        {"--readiness", false, "readiness policy: upstream, primary or local"},
+        {"--min-drain", false, "after SIGTERM, keep accepting this long (default 0s)"},
+        {"--max-drain", false, "after SIGTERM, wait this long for clients (default 30s)"},
     };
     return specs;
 }

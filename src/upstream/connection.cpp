@@ -87,10 +87,9 @@ void connection::on_read(const boost::system::error_code& ec, std::size_t n) {
         fail(make_error_code(error::protocol_error));
         return;
     }
-    if (!reader_->on_upstream_data(*this, std::string_view(buffer_.data(), n))) {
-        paused_ = true;
-        return;
-    }
+    // Paused unless the reader says "go on" or resumes (possibly from inside the call).
+    paused_ = true;
+    if (reader_->on_upstream_data(*this, std::string_view(buffer_.data(), n))) paused_ = false;
     if (!paused_ && !broken_ && !reading_) do_read();
 }
 

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include <netinet/in.h>
@@ -328,6 +329,14 @@ TEST_F(support_test, pki_makes_a_verifiable_chain) {
         base_env(), 10s);
     EXPECT_NE(r.out.find("DNS:localhost, IP Address:127.0.0.1"), std::string::npos) << r;
     EXPECT_THROW(pki.server_cert("nope"), std::out_of_range);
+
+    std::unique_ptr<test_pki> second;
+    auto took = time_it([&] { second = std::make_unique<test_pki>(); });
+    std::cout << "[timing] test_pki (CA + 3 certificates): " << took.count() << " ms\n";
+    EXPECT_NE(second->ca_cert(), pki.ca_cert());
+    r = run_process({"openssl", "verify", "-CAfile", pki.ca_cert(), second->server_cert().cert},
+                    base_env(), 10s);
+    EXPECT_FALSE(r.ok()) << "a second PKI must not be trusted by the first CA";
 
     const cert_files other = pki.issue_server_cert("redis.internal", {"redis.internal"}, {});
     EXPECT_EQ(pki.server_cert("redis.internal").cert, other.cert);

@@ -47,6 +47,20 @@ struct pool_settings {
 struct listen_settings {
     std::optional<std::string> tcp = "127.0.0.1:6379";  ///< host:port; absent when turned off
     std::optional<std::string> unix_path;                ///< unix socket path; absent for none
+    unsigned max_clients = 10000;                        ///< local clients at once (maxclients)
+    /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: AUTH optional.
+    std::optional<secret> client_password;
+};
+
+/// Probes and shutdown.
+struct lifecycle_settings {
+    /// REDIS_SIDECAR_READINESS: "upstream" (a healthy pooled connection), "primary" (and the
+    /// upstream is a master) or "local" (the sidecar's own state only).
+    std::string readiness = "upstream";
+    /// After SIGTERM, keep accepting local clients this long (apps still starting requests).
+    std::chrono::milliseconds min_drain{0};
+    /// Then wait at most this long for clients to leave before closing them.
+    std::chrono::milliseconds max_drain{30000};
 };
 
 /// The admin HTTP server (probes, metrics).
@@ -67,6 +81,7 @@ struct settings {
     listen_settings listen;
     http_settings http;
     log_settings log;
+    lifecycle_settings lifecycle;
 
     /// Dotted key → where its value came from: "flag:--name", "env:NAME", "file:PATH",
     /// "yaml:PATH", "url:NAME" or "default".

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "redis_sidecar/bridge/session.hpp"
+
+namespace redis_sidecar::bridge {
+
+/// Accepts local clients on 127.0.0.1:6379 (REDIS_SIDECAR_LISTEN) and/or a unix socket
+/// (REDIS_SIDECAR_SOCKET) and runs a session for each. Single-threaded.
+class listener {
+public:
+    /// Clients beyond this get "-ERR max number of clients reached" (Redis' maxclients default).
+    static constexpr std::size_t default_max_clients = 10000;
+
+    listener(asio::any_io_executor ex, std::shared_ptr<session_context> context,
+             std::size_t max_clients = default_max_clients);
+    ~listener();
+
+    /// Binds "host:port" (port 0 picks one). Throws std::runtime_error naming the setting.
+    void listen_tcp(const std::string& host_port);
+    /// Creates the socket file with mode 0660, replacing a stale one (nobody accepting on it);
+    /// refuses to replace a live one or something that is not a socket.
+    void listen_unix(const std::string& path);
+
+    /// The bound TCP port (for tests binding port 0).
+    std::uint16_t tcp_port() const;
+    /// Stops accepting; connected clients go on.
+    void stop_accepting();
+    /// Closes every client now.
+    void close_all();
+    std::size_t clients() const { return sessions_.size(); }
+
+private:
+    void accept_tcp();
+    void accept_unix();
+    void on_accept(const boost::system::error_code& ec, local_socket socket);
+
+    asio::any_io_executor ex_;
+    std::shared_ptr<session_context> ctx_;
+    std::size_t max_clients_;
+    std::optional<asio::ip::tcp::acceptor> tcp_;
+    std::optional<asio::local::stream_protocol::acceptor> unix_;
+    std::string unix_path_;
+    std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+};
+
+}  // namespace redis_sidecar::bridge

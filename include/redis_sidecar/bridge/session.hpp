@@ -1,0 +1,127 @@
+#pragma once
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "redis_sidecar/bridge/stats.hpp"
+#include "redis_sidecar/config/secret.hpp"
+#include "redis_sidecar/resp/scanner.hpp"
+#include "redis_sidecar/upstream/pool.hpp"
+
+namespace redis_sidecar::bridge {
+
+namespace asio = boost::asio;
+using local_socket = asio::generic::stream_protocol::socket;
+
+class session;
+
+/// What every session shares: the pool, the counters and the settings the bridge needs.
+struct session_context {
+    std::shared_ptr<upstream::pool> pool;
+    bridge_stats* stats = nullptr;
+    /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: any AUTH is OK.
+    std::optional<config::secret> client_password;
+    /// For the RESET path: the upstream's credentials, db and client name, re-applied.
+    const config::upstream_settings* upstream = nullptr;
+    std::string client_name;
+    /// Bound on RESET + re-AUTH when recycling a connection a client left dirty.
+    std::chrono::milliseconds recycle_timeout{5000};
+    /// Called when a session ends (the listener's bookkeeping).
+    std::function<void(session*)> on_session_end;
+};
+
+/// One local client bridged onto one leased upstream connection. The lease is taken at the
+/// client's first command and held until it leaves; AUTH, HELLO … AUTH and QUIT are answered
+/// locally; everything else is forwarded byte for byte. Single-threaded (the io_context's).
+class session final : public std::enable_shared_from_this<session>, private upstream::reader {
+public:
+    /// Bytes read from the client per read; also the bound of what is held for upstream.
+    static constexpr std::size_t client_buffer_size = 16 * 1024;
+    /// A locally answered command (AUTH, HELLO) larger than this is refused.
+    static constexpr std::size_t max_intercepted_command = 64 * 1024;
+    /// Local replies queued behind upstream replies before the client's input is paused.
+    static constexpr std::size_t max_queued_local_replies = 1024;
+
+    session(local_socket socket, std::shared_ptr<session_context> context);
+    ~session() override;
+
+    void start();
+    /// Closes the client now (shutdown after the drain bound).
+    void close();
+
+private:
+    enum class frame_mode { undecided, forward, intercept, discard };
+    /// Replies the client is owed, in order: a run of upstream replies, or one local reply.
+    struct slot {
+        std::uint64_t upstream_replies = 0;
+        std::string local;     // non-empty: a reply answered by the sidecar
+        bool close_after = false;  // QUIT
+    };
+
+    // Client side.
+    void do_read_client();
+    void on_client_read(const boost::system::error_code& ec, std::size_t n);
+    void process_client_bytes(std::string_view data);
+    void maybe_read_client();
+    void decide(std::string_view name, bool too_long);
+    void end_frame();
+    void on_forwarded_command(std::string_view name);
+    void answer_locally(std::string reply, bool close_after = false);
+    void handle_intercepted(std::string_view frame, bool is_inline);
+    void flush_to_upstream();
+    void acquire_upstream();
+    void continue_client();
+
+    // Upstream side.
+    bool on_upstream_data(upstream::connection& c, std::string_view bytes) override;
+    void on_upstream_error(upstream::connection& c, std::error_code ec) override;
+    void pump();
+    std::size_t take_upstream_bytes();
+
+    void protocol_error(std::string reply);
+    void finish();
+    void recycle();
+
+    local_socket client_;
+    std::shared_ptr<session_context> ctx_;
+    std::shared_ptr<upstream::connection> up_;
+    bool acquiring_ = false;
+
+    std::array<char, client_buffer_size> client_buf_{};
+    resp::scanner commands_{resp::direction::command, resp::scanner_options::for_commands()};
+    resp::scanner replies_{resp::direction::reply, resp::scanner_options::for_replies()};
+    frame_mode mode_ = frame_mode::undecided;
+    std::string held_;          // the current frame's bytes while undecided or intercepted
+    std::string out_;           // bytes to forward upstream
+    std::string out_writing_;   // bytes being written upstream
+    bool upstream_writing_ = false;
+    bool reading_client_ = false;
+    bool client_eof_ = false;
+
+    std::deque<slot> slots_;
+    std::size_t local_slots_ = 0;
+    std::string_view pending_upstream_;  // upstream bytes not yet written to the client
+    bool upstream_paused_ = false;
+    bool at_reply_boundary_ = true;  // the reply scanner is between frames
+    bool client_writing_ = false;
+    std::string local_writing_;
+
+    bool authenticated_ = false;
+    bool dirty_ = false;        // connection state changed (MULTI, SELECT, SUBSCRIBE, ...)
+    bool untracked_ = false;    // subscribed / MONITOR: replies no longer match commands
+    bool mid_frame_ = false;    // part of a command was forwarded, not all of it
+    bool upstream_bad_ = false; // READONLY / LOADING / garbage: never reuse
+    bool closing_ = false;
+    bool input_done_ = false;   // QUIT or garbage: later client bytes are dropped
+    std::string discard_reply_; // the reply owed for a discarded frame
+    bool finished_ = false;
+};
+
+}  // namespace redis_sidecar::bridge

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace redis_sidecar::bridge {
+
+/// The bridge's counters and gauges, read by /status and /metrics (on the bridge's thread).
+struct bridge_stats {
+    // Gauges.
+    std::size_t clients = 0;  ///< local clients connected now
+
+    // Counters.
+    std::uint64_t clients_accepted = 0;
+    std::uint64_t clients_rejected = 0;      ///< over the max-clients bound
+    std::uint64_t commands_forwarded = 0;    ///< complete commands sent upstream
+    std::uint64_t commands_intercepted = 0;  ///< AUTH, HELLO … AUTH, QUIT answered locally
+    std::uint64_t bytes_from_clients = 0;
+    std::uint64_t bytes_to_clients = 0;
+    std::uint64_t recycled_clean = 0;  ///< upstream connections returned as they were
+    std::uint64_t recycled_reset = 0;  ///< returned after RESET + re-AUTH
+    std::uint64_t discarded = 0;       ///< closed instead of returned
+    std::uint64_t protocol_errors = 0; ///< clients that sent something that is not RESP
+    std::uint64_t readonly_replies = 0;
+    std::uint64_t loading_replies = 0;
+    std::uint64_t upstream_unavailable = 0;  ///< clients closed because no connection came
+    std::uint64_t auth_failures = 0;         ///< wrong local client password
+};
+
+}  // namespace redis_sidecar::bridge

@@ -7,9 +7,12 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libboost-dev libboost-system-dev libssl-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  redis-server redis-tools openssl
+  redis-server redis-tools openssl unzip
   clang libclang-rt-14-dev
 )
+# Node.js and npm (for the Helm chart's validator and the client-library tests): the machine
+# image has them; Debian's packages are the fallback.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -319,18 +319,76 @@ void pool::open_batch(std::size_t count) {
                                                              {"to", address}});
                   }
                   self->last_address_ = address;
-                  open_options o;
-                  o.upstream = &self->upstream_;
-                  o.timeout = self->options_.connect_timeout;
-                  o.keepalive = self->options_.keepalive;
-                  o.client_name = self->options_.client_name;
-                  for (std::size_t i = 0; i < count; ++i) {
-                      async_open(self->ex_, self->tls_, self->next_connection_id_++, endpoints, o,
-                                 [weak, started](std::error_code e, std::shared_ptr<connection> c) {
-                                     if (auto s = weak.lock()) s->on_opened(e, std::move(c), started);
-                                 });
-                  }
+                  for (std::size_t i = 0; i < count; ++i) self->open_one(endpoints, false, started);
               });
+}
+
+void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previous,
+                    clock::time_point started) {
+    open_options o;
+    o.upstream = with_previous ? &*previous_ : &upstream_;
+    o.timeout = options_.connect_timeout;
+    o.keepalive = options_.keepalive;
+    o.client_name = options_.client_name;
+    const auto generation = with_previous ? auth_generation_ - 1 : auth_generation_;
+    async_open(ex_, tls_, next_connection_id_++, endpoints, o,
+               [weak = weak_from_this(), endpoints, with_previous, generation, started](
+                   std::error_code e, std::shared_ptr<connection> c) {
+                   auto self = weak.lock();
+                   if (!self) return;
+                   // A Secret updated before the cache: the previous password still works.
+                   if (e == make_error_code(error::wrongpass) && !with_previous &&
+                       self->previous_ && self->running_) {
+                       self->open_one(endpoints, true, started);
+                       return;
+                   }
+                   if (!e) {
+                       c->set_auth_generation(generation);
+                       if (with_previous) {
+                           ++self->stats_.auth_fallbacks;
+                           log::warn("the new password was refused and the previous one worked; "
+                                     "the cache has not been rotated yet");
+                       }
+                   }
+                   self->on_opened(e, std::move(c), started);
+               });
+}
+
+void pool::update_credentials(std::optional<std::string> username,
+                              std::optional<config::secret> password) {
+    if (username == upstream_.username && password == upstream_.password) return;
+    previous_ = upstream_;
+    upstream_.username = std::move(username);
+    upstream_.password = std::move(password);
+    ++auth_generation_;
+    ++stats_.credential_rotations;
+    log::info("upstream credentials changed; new connections use them, idle ones re-authenticate");
+}
+
+void pool::note_readonly() { drop_idle("a client got READONLY: the upstream was demoted"); }
+
+void pool::drop_idle(const char* why) {
+    if (idle_.empty()) return;
+    log::warn("dropping idle upstream connections", {{"reason", why},
+                                                     {"count", std::to_string(idle_.size())}});
+    auto idle = std::move(idle_);
+    idle_.clear();
+    for (auto& c : idle) {
+        ++stats_.readonly_discards;
+        discard(c);
+    }
+    update_counts();
+    maintain();
+}
+
+void pool::learn_role(const std::string& role) {
+    if (role.empty()) return;
+    const bool demoted = stats_.role == "master" && role != "master";
+    stats_.role = role;
+    if (demoted) {
+        ++stats_.demotions;
+        log::warn("upstream is no longer a primary", {{"role", role}});
+    }
 }
 
 void pool::record_failure(std::error_code ec, const std::string& detail) {
@@ -383,7 +441,7 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     consecutive_failures_ = 0;
     next_open_allowed_ = clock::now();
     stats_.ever_connected = true;
-    if (!c->info().role.empty()) stats_.role = c->info().role;
+    learn_role(c->info().role);
     if (!c->info().version.empty()) stats_.server_version = c->info().version;
     if (!running_) {
         discard(c);
@@ -407,23 +465,40 @@ void pool::health_check() {
             discard(c);
             continue;
         }
-        // One connection per round also answers HELLO, which carries the server's role.
-        const bool hello = std::exchange(role_probe, false);
+        // One connection per round also answers HELLO, which carries the server's role; one
+        // that authenticated before a rotation re-authenticates instead of a PING.
+        const bool reauth = c->auth_generation() != auth_generation_ && upstream_.password;
+        const bool hello = !reauth && std::exchange(role_probe, false);
         ++checking_;
         ++stats_.health_checks;
-        auto command = hello ? resp::format_command({"HELLO", "2"}) : resp::format_command({"PING"});
+        std::string command;
+        if (reauth) {
+            command = resp::format_command({"AUTH", upstream_.username.value_or("default"),
+                                            upstream_.password->reveal()});
+        } else {
+            command = hello ? resp::format_command({"HELLO", "2"}) : resp::format_command({"PING"});
+        }
+        const auto generation = auth_generation_;
         async_command(c, std::move(command), 1, options_.command_timeout,
-                      [weak = weak_from_this(), c, hello](command_result r) {
+                      [weak = weak_from_this(), c, hello, reauth, generation](command_result r) {
                           auto self = weak.lock();
                           if (!self) return;
                           --self->checking_;
-                          const bool ok = !r.ec && r.replies.size() == 1 &&
-                                          r.replies[0].type != resp::reply_type::error;
+                          bool ok = !r.ec && r.replies.size() == 1 &&
+                                    r.replies[0].type != resp::reply_type::error;
+                          if (reauth && !r.ec && !ok) {
+                              // Refused: the cache still has the old password, under which this
+                              // connection is authenticated. Keep it; try again next round.
+                              ok = true;
+                          } else if (reauth && ok) {
+                              c->set_auth_generation(generation);
+                              ++self->stats_.reauths;
+                          }
+                          std::string role;
                           if (ok && hello) {
-                              for (std::size_t i = 0; i + 1 < r.replies[0].elements.size(); i += 2) {
-                                  if (r.replies[0].elements[i].str == "role") {
-                                      self->stats_.role = r.replies[0].elements[i + 1].str;
-                                  }
+                              const auto& e = r.replies[0].elements;
+                              for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+                                  if (e[i].str == "role") role = e[i + 1].str;
                               }
                           }
                           if (ok && self->running_) {
@@ -435,6 +510,13 @@ void pool::health_check() {
                                                        {});
                               }
                               self->discard(c);
+                          }
+                          if (!role.empty()) {
+                              const bool was_primary = self->stats_.role == "master";
+                              self->learn_role(role);
+                              if (was_primary && role != "master") {
+                                  self->drop_idle("the upstream was demoted to a replica");
+                              }
                           }
                           self->update_counts();
                           self->maintain();

@@ -244,3 +244,67 @@ TEST_F(pool_test, hosts_file_moves_the_name_and_the_change_is_counted) {
 
 }  // namespace
 }  // namespace redis_sidecar::upstream
+
+namespace redis_sidecar::upstream {
+namespace {
+
+// ElastiCache's ROTATE then SET, with a real ACL user: the Secret changes first, then the cache.
+TEST_F(pool_test, password_rotation_falls_back_then_reauthenticates) {
+    const std::string old_pw = "rotation-old-password-0123";
+    const std::string new_pw = "rotation-new-password-4567";
+    redis_server_options so;
+    so.acl_users = {"user app on >" + old_pw + " ~* &* +@all"};
+    redis_server server(so);
+    server.start();
+    auto s = plain(server.port());
+    s.username = "app";
+    s.password = config::secret(old_pw);
+    pool_options o;
+    o.min_idle = 2;
+    o.health_interval = 100ms;
+    auto p = make_pool(s, o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 2; }, 5s));
+
+    // The Secret is updated before the cache: new connections fall back to the old password.
+    p->update_credentials("app", config::secret(new_pw));
+    EXPECT_EQ(p->stats().credential_rotations, 1u);
+    auto l = acquire(*p);
+    auto l2 = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return l->done && l2->done && p->stats().idle == 2; }, 5s));
+    ASSERT_FALSE(l->ec);
+    ASSERT_FALSE(l2->ec);
+    ASSERT_TRUE(run_until([&] { return p->stats().auth_fallbacks >= 1; }, 5s));
+    EXPECT_EQ(p->stats().reauths, 0u);  // the cache refuses the new password still
+
+    // ROTATE: both valid. Idle connections re-authenticate in place at the next health round.
+    server.cli({"ACL", "SETUSER", "app", ">" + new_pw});
+    ASSERT_TRUE(run_until([&] { return p->stats().reauths >= 1; }, 5s));
+    // SET: only the new one. Leased connections were never dropped, and still work.
+    server.cli({"ACL", "SETUSER", "app", "<" + old_pw});
+    p->release(l->conn, true);
+    p->release(l2->conn, true);
+    const auto fallbacks = p->stats().auth_fallbacks;
+    const auto connects = p->stats().connects;
+    server.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+    ASSERT_TRUE(run_until([&] { return p->stats().connects >= connects + 2 && p->stats().idle == 2; }, 5s));
+    EXPECT_EQ(p->stats().auth_fallbacks, fallbacks);  // the new password works on its own now
+    EXPECT_EQ(p->stats().failures[static_cast<int>(error::wrongpass)], 0u);
+    p->stop();
+}
+
+TEST_F(pool_test, readonly_drops_idle_connections) {
+    redis_server server;
+    server.start();
+    pool_options o;
+    o.min_idle = 3;
+    auto p = make_pool(plain(server.port()), o);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
+    p->note_readonly();
+    EXPECT_EQ(p->stats().readonly_discards, 3u);
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
+    EXPECT_EQ(p->stats().connects, 6u);
+    p->stop();
+}
+
+}  // namespace
+}  // namespace redis_sidecar::upstream

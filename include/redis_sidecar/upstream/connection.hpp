@@ -71,6 +71,9 @@ public:
     bool tls() const { return tls_ != nullptr; }
     bool broken() const { return broken_; }
     const server_info& info() const { return info_; }
+    /// Which credentials the connection authenticated with (the pool's rotation counter).
+    std::uint64_t auth_generation() const { return auth_generation_; }
+    void set_auth_generation(std::uint64_t g) { auth_generation_ = g; }
     std::chrono::steady_clock::time_point created() const { return created_; }
     tcp::socket& socket() { return socket_; }
     SSL* ssl_handle() { return tls_stream_ ? tls_stream_->native_handle() : nullptr; }
@@ -118,6 +121,7 @@ private:
     std::chrono::steady_clock::time_point created_;
     tcp::endpoint peer_;
     server_info info_;
+    std::uint64_t auth_generation_ = 0;
     reader* reader_ = nullptr;
     bool reading_ = false;
     bool paused_ = false;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -79,6 +80,19 @@ public:
     /// or it saw READONLY/LOADING/an I/O error) closes it.
     void release(std::shared_ptr<connection> c, bool reusable);
 
+    /// Secret rotation: new connections use these credentials; one that gets WRONGPASS with
+    /// them tries the previous ones once (the Secret was updated before the cache). Idle
+    /// connections re-authenticate in place at the next health round; leased ones are left
+    /// alone (they stay authenticated). No-op when nothing changed.
+    void update_credentials(std::optional<std::string> username, std::optional<config::secret> password);
+
+    /// The credentials, db and TLS settings connections are opened with now.
+    const config::upstream_settings& upstream() const { return upstream_; }
+
+    /// A client saw READONLY: the upstream was demoted (failover). Idle connections point at it
+    /// too: drop them and reconnect, which re-resolves DNS.
+    void note_readonly();
+
     const pool_stats& stats() const { return stats_; }
     /// At least one healthy connection (idle or leased).
     bool healthy() const { return stats_.open > 0; }
@@ -98,8 +112,12 @@ private:
     void maintain();
     void schedule_maintain(std::chrono::steady_clock::time_point when);
     void open_batch(std::size_t count);
+    void open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previous,
+                  std::chrono::steady_clock::time_point started);
     void on_opened(std::error_code ec, std::shared_ptr<connection> c,
                    std::chrono::steady_clock::time_point started);
+    void drop_idle(const char* why);
+    void learn_role(const std::string& role);
     void give(std::shared_ptr<connection> c);
     void make_idle(std::shared_ptr<connection> c);
     void discard(const std::shared_ptr<connection>& c);
@@ -111,6 +129,8 @@ private:
 
     asio::any_io_executor ex_;
     config::upstream_settings upstream_;
+    std::optional<config::upstream_settings> previous_;  // before the last rotation
+    std::uint64_t auth_generation_ = 1;
     tls_client* tls_;
     pool_options options_;
     resolver_fn resolver_;

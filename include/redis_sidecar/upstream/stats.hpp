@@ -46,6 +46,11 @@ struct pool_stats {
     std::uint64_t acquire_timeouts = 0;
     std::uint64_t dns_lookups = 0;
     std::uint64_t dns_changes = 0;  ///< the upstream's address differed from the last lookup's
+    std::uint64_t credential_rotations = 0;  ///< new username/password taken (secret rotation)
+    std::uint64_t auth_fallbacks = 0;  ///< opens that needed the previous password (cache not rotated yet)
+    std::uint64_t reauths = 0;         ///< idle connections re-authenticated in place
+    std::uint64_t demotions = 0;       ///< the upstream went from master to replica (failover)
+    std::uint64_t readonly_discards = 0;  ///< idle connections dropped after a READONLY reply
     latency_histogram handshake_latency;  ///< TCP + TLS + HELLO/AUTH + PING
 
     // Facts.

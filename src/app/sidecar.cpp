@@ -66,7 +66,7 @@ int sidecar::run() {
     session_context_->pool = pool_;
     session_context_->stats = &bridge_stats_;
     session_context_->client_password = s.listen.client_password;
-    session_context_->upstream = &resolved_.values.upstream;
+    session_context_->upstream = &pool_->upstream();  // follows credential rotation
     session_context_->client_name = options.client_name;
     session_context_->recycle_timeout = s.pool.socket_timeout;
     listener_ = std::make_unique<bridge::listener>(io_.get_executor(), session_context_,
@@ -79,6 +79,12 @@ int sidecar::run() {
                {"tls", s.upstream.tls.enabled ? "on" : "off"},
                {"readiness", s.lifecycle.readiness}});
     pool_->start();
+    secrets_ = std::make_unique<secret_watcher>(
+        io_, inputs_, resolved_.values, [this](const config::settings& fresh) {
+            pool_->update_credentials(fresh.upstream.username, fresh.upstream.password);
+            session_context_->client_password = fresh.listen.client_password;
+        });
+    secrets_->start();
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec) on_signal(sig);
     });
@@ -102,7 +108,8 @@ void sidecar::on_pool_change() {
 
 void sidecar::on_signal(int sig) {
     if (sig == SIGHUP) {
-        reload();
+        log::info("SIGHUP: re-reading secrets and settings");
+        secrets_->trigger();
     } else if (state_ == state::draining || state_ == state::stopped) {
         log::warn("second signal: exiting now", {{"signal", std::to_string(sig)}});
         std::_Exit(exit_code_);
@@ -112,16 +119,6 @@ void sidecar::on_signal(int sig) {
     signals_.async_wait([this](const boost::system::error_code& ec, int s) {
         if (!ec) on_signal(s);
     });
-}
-
-void sidecar::reload() {
-    try {
-        auto fresh = config::resolve(inputs_);
-        for (const auto& w : fresh.warnings) log::warn(w);
-        log::info("configuration re-read (SIGHUP); changes to the upstream apply to new connections");
-    } catch (const std::exception& e) {
-        log::error("configuration reload failed; keeping the current settings", {{"error", e.what()}});
-    }
 }
 
 void sidecar::begin_drain(const char* why) {
@@ -159,6 +156,7 @@ void sidecar::wait_for_clients() {
 }
 
 void sidecar::finish() {
+    secrets_->stop();
     listener_->close_all();
     pool_->stop();
     set_state(state::stopped);

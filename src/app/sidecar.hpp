@@ -9,6 +9,7 @@
 #include "redis_sidecar/bridge/listener.hpp"
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/upstream/pool.hpp"
+#include "secret_watcher.hpp"
 
 namespace redis_sidecar::app {
 
@@ -32,7 +33,6 @@ private:
     void wait_for_clients();
     void finish();
     void on_pool_change();
-    void reload();
 
     config::resolution resolved_;
     config::inputs inputs_;
@@ -44,6 +44,7 @@ private:
     bridge::bridge_stats bridge_stats_;
     std::shared_ptr<bridge::session_context> session_context_;
     std::unique_ptr<bridge::listener> listener_;
+    std::unique_ptr<secret_watcher> secrets_;
     state state_ = state::starting;
     bool started_ = false;  // the first upstream connection completed TLS + AUTH + PING
     std::chrono::steady_clock::time_point drain_deadline_{};

@@ -154,6 +154,13 @@ void pool::async_acquire(acquire_handler handler) {
         maintain();
         return;
     }
+    // The upstream is failing and nothing is on its way: say so now rather than at the deadline
+    // (a cache client would rather fail fast than hang); the pool keeps reconnecting.
+    if (consecutive_failures_ > 0 && opening_ == 0) {
+        asio::post(ex_, [h = std::move(handler), ec = last_failure_] { h(ec, nullptr); });
+        maintain();
+        return;
+    }
     if (waiters_.size() >= options_.max_waiters) {
         ++stats_.acquire_timeouts;
         asio::post(ex_, [h = std::move(handler)] { h(make_error_code(error::pool_timeout), nullptr); });
@@ -393,6 +400,7 @@ void pool::learn_role(const std::string& role) {
 
 void pool::record_failure(std::error_code ec, const std::string& detail) {
     const auto kind = classify(ec);
+    last_failure_ = make_error_code(kind);
     ++stats_.failures[static_cast<std::size_t>(kind)];
     const bool changed = stats_.last_error != label(kind);
     stats_.last_error = std::string(label(kind));

@@ -148,6 +148,7 @@ private:
     asio::steady_timer health_timer_;
     std::chrono::steady_clock::time_point next_open_allowed_{};
     unsigned consecutive_failures_ = 0;
+    std::error_code last_failure_;
     double tokens_ = 0;
     std::chrono::steady_clock::time_point tokens_at_{};
     std::string last_address_;

@@ -392,6 +392,7 @@ void pool::learn_role(const std::string& role) {
     if (role.empty()) return;
     const bool demoted = stats_.role == "master" && role != "master";
     stats_.role = role;
+    if (role == "master") seen_primary_ = true;
     if (demoted) {
         ++stats_.demotions;
         log::warn("upstream is no longer a primary", {{"role", role}});
@@ -520,10 +521,12 @@ void pool::health_check() {
                               self->discard(c);
                           }
                           if (!role.empty()) {
-                              const bool was_primary = self->stats_.role == "master";
                               self->learn_role(role);
-                              if (was_primary && role != "master") {
-                                  self->drop_idle("the upstream was demoted to a replica");
+                              // Once a primary, the endpoint is meant to be one: while it
+                              // answers as a replica, keep re-resolving (gently: once a round)
+                              // until its name points at the new primary.
+                              if (self->seen_primary_ && role != "master") {
+                                  self->drop_idle("the upstream is a replica, not the primary");
                               }
                           }
                           self->update_counts();

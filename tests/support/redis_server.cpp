@@ -69,7 +69,7 @@ test_pki& redis_server::pki() const {
 void redis_server::write_config() {
     std::string c;
     auto line = [&c](const std::string& s) { c += s + "\n"; };
-    line("bind 127.0.0.1");
+    line("bind " + options_.bind_address);
     if (options_.tls) {
         const cert_files server = pki().server_cert(options_.cert_name);
         line("port 0");  // TLS only: no plain-text port at all

@@ -31,6 +31,9 @@ struct redis_server_options {
     std::string cert_name = "localhost";
     /// Appended verbatim at the end of the config file (a later line wins over ours).
     std::vector<std::string> extra_config_lines;
+    /// The loopback address to listen on (any of 127.0.0.0/8): two servers on different
+    /// addresses can share a port, so a host name can move between them (failover tests).
+    std::string bind_address = "127.0.0.1";
     /// Listen on this port instead of a free one. After the first start() the port is kept
     /// anyway, so restart() comes back on the same port.
     std::optional<std::uint16_t> port;
@@ -83,8 +86,8 @@ class redis_server {
 
     /// The port it listens on (the TLS port with tls). 0 before the first start().
     std::uint16_t port() const { return port_; }
-    /// Always "127.0.0.1".
-    std::string host() const { return "127.0.0.1"; }
+    /// options().bind_address, "127.0.0.1" by default.
+    std::string host() const { return options_.bind_address; }
     /// "127.0.0.1:PORT", the form REDIS_ADDR takes.
     std::string address() const { return host() + ":" + std::to_string(port_); }
     /// The server's pid; -1 if never started.

@@ -308,3 +308,51 @@ TEST_F(pool_test, readonly_drops_idle_connections) {
 
 }  // namespace
 }  // namespace redis_sidecar::upstream
+
+namespace redis_sidecar::upstream {
+namespace {
+
+// ElastiCache failover: the replica is promoted, the old primary demoted, and the endpoint's
+// name moves. The pool notices the demotion at its next health round, drops its idle
+// connections, resolves the name again and ends up on the new primary.
+TEST_F(pool_test, follows_a_failover_to_the_new_primary) {
+    redis_server_options ao;
+    redis_server a(ao);
+    a.start();
+    redis_server_options bo;
+    bo.bind_address = "127.0.0.2";
+    bo.port = a.port();
+    bo.extra_config_lines = {"replicaof 127.0.0.1 " + std::to_string(a.port())};
+    redis_server b(bo);
+    b.start();
+
+    testing::temp_dir dir;
+    const auto hosts = dir.write_file("hosts", "127.0.0.1 primary.cache.test\n");
+    auto s = plain(a.port());
+    s.host = "primary.cache.test";
+    pool_options o;
+    o.min_idle = 2;
+    o.health_interval = 100ms;
+    auto p = make_pool(s, o, hosts_file_resolver(hosts, system_resolver(io_.get_executor())));
+    ASSERT_TRUE(run_until([&] { return p->stats().idle == 2 && p->stats().role == "master"; }, 5s));
+
+    // Promote b, demote a, move the name.
+    EXPECT_EQ(trim(b.cli({"REPLICAOF", "NO", "ONE"}).out), "OK");
+    EXPECT_EQ(trim(a.cli({"REPLICAOF", "127.0.0.2", std::to_string(a.port())}).out), "OK");
+    dir.write_file("hosts", "127.0.0.2 primary.cache.test\n");
+
+    ASSERT_TRUE(run_until([&] { return p->stats().demotions == 1; }, 5s));
+    ASSERT_TRUE(run_until([&] {
+        return p->stats().dns_changes == 1 && p->stats().role == "master" && p->stats().idle == 2;
+    }, 5s)) << "role " << p->stats().role << " idle " << p->stats().idle;
+
+    auto l = acquire(*p);
+    ASSERT_TRUE(run_until([&] { return l->done; }, 5s));
+    ASSERT_FALSE(l->ec);
+    EXPECT_EQ(l->conn->peer().address().to_string(), "127.0.0.2");
+    p->release(l->conn, true);
+    p->stop();
+}
+
+}  // namespace
+}  // namespace redis_sidecar::upstream

@@ -149,6 +149,7 @@ private:
     std::chrono::steady_clock::time_point next_open_allowed_{};
     unsigned consecutive_failures_ = 0;
     std::error_code last_failure_;
+    bool seen_primary_ = false;  // the upstream was a master once: a replica now means failover
     double tokens_ = 0;
     std::chrono::steady_clock::time_point tokens_at_{};
     std::string last_address_;

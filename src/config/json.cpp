@@ -42,6 +42,7 @@ nlohmann::json to_json(const settings& s) {
         {"connection_timeout", format_duration(s.pool.connection_timeout)},
         {"socket_timeout", format_duration(s.pool.socket_timeout)},
         {"socket_keepalive", s.pool.socket_keepalive},
+        {"health_check_interval", format_duration(s.pool.health_check_interval)},
     };
     j["listen"] = {
         {"tcp", optional_value(s.listen.tcp)},

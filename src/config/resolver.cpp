@@ -392,6 +392,8 @@ void resolve_pool(const source_reader& src, resolution& r) {
         {"pool.connection_timeout", "--connection-timeout", "REDIS_CONNECTION_TIMEOUT",
          &pool.connection_timeout},
         {"pool.socket_timeout", "--socket-timeout", "REDIS_SOCKET_TIMEOUT", &pool.socket_timeout},
+        {"pool.health_check_interval", "--health-check-interval",
+         "REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", &pool.health_check_interval},
     };
     for (const auto& [key, flag_name, var, target] : durations) {
         field<std::chrono::milliseconds> f(key);

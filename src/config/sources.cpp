@@ -30,7 +30,7 @@ const std::set<std::string>& yaml_keys() {
         "http.addr",              "log.level",
         "log.format",             "listen.max_clients",
         "lifecycle.readiness",    "lifecycle.min_drain",
-        "lifecycle.max_drain",
+        "lifecycle.max_drain",    "pool.health_check_interval",
     };
     return keys;
 }
@@ -80,6 +80,7 @@ const std::vector<flag_spec>& flag_specs() {
         {"--connection-timeout", false, "connect + TLS + AUTH timeout (250ms, 5s, 2m)"},
         {"--socket-timeout", false, "timeout of the sidecar's own commands"},
         {"--socket-keepalive", true, "TCP keepalive on upstream sockets"},
+        {"--health-check-interval", false, "PING idle upstream connections this often (10s)"},
         {"--listen", false, "local TCP listener host:port, or 'off'; like REDIS_SIDECAR_LISTEN"},
         {"--socket", false, "local unix socket path; like REDIS_SIDECAR_SOCKET"},
         {"--http-addr", false, "probes and metrics host:port; like REDIS_SIDECAR_HTTP_ADDR"},

@@ -94,6 +94,7 @@ pool_options options_from(const config::settings& s) {
     o.command_timeout = s.pool.socket_timeout;
     o.acquire_timeout = s.pool.connection_timeout;
     o.keepalive = s.pool.socket_keepalive;
+    o.health_interval = s.pool.health_check_interval;
     return o;
 }
 

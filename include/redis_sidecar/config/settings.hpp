@@ -41,6 +41,7 @@ struct pool_settings {
     std::chrono::milliseconds connection_timeout{5000};      ///< DNS + TCP + TLS + AUTH, per try
     std::chrono::milliseconds socket_timeout{5000};          ///< sidecar's own commands (PING, AUTH)
     bool socket_keepalive = true;                            ///< TCP keepalive on upstream sockets
+    std::chrono::milliseconds health_check_interval{10000};  ///< PING idle connections this often
 };
 
 /// Where local clients connect.

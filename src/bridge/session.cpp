@@ -40,6 +40,15 @@ bool leaves_request_reply(std::string_view name) {
     return name == "subscribe" || name == "psubscribe" || name == "ssubscribe" || name == "monitor";
 }
 
+// Commands that may leave the upstream connection blocked (possibly forever: BLPOP k 0). Redis
+// reads nothing more from a blocked client, RESET included.
+bool may_block(std::string_view name) {
+    static constexpr std::string_view names[] = {
+        "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
+        "xread", "xreadgroup", "wait", "waitaof"};
+    return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
 }  // namespace
 
 session::session(local_socket socket, std::shared_ptr<session_context> context)
@@ -50,6 +59,7 @@ session::session(local_socket socket, std::shared_ptr<session_context> context)
 session::~session() = default;
 
 void session::start() {
+    self_ = shared_from_this();
     ++ctx_->stats->clients;
     ++ctx_->stats->clients_accepted;
     do_read_client();
@@ -175,6 +185,8 @@ void session::on_forwarded_command(std::string_view name) {
     if (!untracked_) {
         if (slots_.empty() || !slots_.back().local.empty()) slots_.emplace_back();
         ++slots_.back().upstream_replies;
+        ++replies_owed_total_;
+        if (may_block(name)) last_blocking_reply_ = replies_owed_total_;
     }
     if (changes_connection_state(name)) dirty_ = true;
     if (leaves_request_reply(name) && !untracked_) {
@@ -287,7 +299,17 @@ void session::acquire_upstream() {
             ++self->ctx_->stats->upstream_unavailable;
             if (c) self->ctx_->pool->release(std::move(c), false);
             // Nothing was sent upstream: the client gets one error and the connection closes.
+            // The error answers the first command that waited for a connection; it and
+            // everything after it are dropped (the error would otherwise queue forever behind
+            // replies that never come). Local replies owed before it are still delivered.
             self->input_done_ = true;
+            self->out_.clear();
+            auto first_waiting = std::find_if(self->slots_.begin(), self->slots_.end(),
+                                              [](const slot& s) { return s.local.empty(); });
+            self->local_slots_ -= static_cast<std::size_t>(
+                std::count_if(first_waiting, self->slots_.end(),
+                              [](const slot& s) { return !s.local.empty(); }));
+            self->slots_.erase(first_waiting, self->slots_.end());
             self->answer_locally("-ERR redis-sidecar: upstream unavailable (" +
                                      std::string(upstream::label(upstream::classify(ec))) + ")\r\n",
                                  true);
@@ -339,6 +361,8 @@ std::size_t session::take_upstream_bytes() {
         if (info.type == '-') {
             if (starts_with(info.head(), "READONLY")) {
                 ++ctx_->stats->readonly_replies;
+                // A failover demoted the upstream: the pool's idle connections point at it too.
+                if (!upstream_bad_) ctx_->pool->note_readonly();
                 upstream_bad_ = true;
             } else if (starts_with(info.head(), "LOADING")) {
                 ++ctx_->stats->loading_replies;
@@ -346,6 +370,7 @@ std::size_t session::take_upstream_bytes() {
             }
         }
         if (!info.is_push && !untracked_ && !slots_.empty() && slots_.front().local.empty()) {
+            ++replies_received_total_;
             if (--slots_.front().upstream_replies == 0) slots_.pop_front();
         }
         if (!slots_.empty() && !slots_.front().local.empty()) break;  // a local reply is next
@@ -425,6 +450,8 @@ void session::finish() {
     --ctx_->stats->clients;
     if (ctx_->on_session_end) ctx_->on_session_end(this);
     recycle();
+    // Pending handlers (a client write, an acquire) may still hold the session; they see closing_.
+    auto keep_until_return = std::move(self_);
 }
 
 void session::recycle() {
@@ -434,7 +461,11 @@ void session::recycle() {
     std::uint64_t owed = 0;
     for (const auto& s : slots_) owed += s.upstream_replies;
     auto& pool = *ctx_->pool;
-    if (upstream_bad_ || c->broken() || mid_frame_ || upstream_writing_ || !out_.empty()) {
+    // A command that may block is still unanswered: the connection would read RESET only once
+    // it is served, maybe never (BLPOP k 0), holding a pool slot until recycle_timeout.
+    const bool maybe_blocked = last_blocking_reply_ > replies_received_total_;
+    if (upstream_bad_ || c->broken() || mid_frame_ || upstream_writing_ || !out_.empty() ||
+        maybe_blocked) {
         ++ctx_->stats->discarded;
         pool.release(std::move(c), false);
         return;

@@ -89,6 +89,12 @@ private:
     void finish();
     void recycle();
 
+    // Held from start() to finish(). The upstream connection calls its reader by plain pointer,
+    // so waiting for upstream replies is no pending operation of the session's own: after QUIT
+    // or a protocol error (no client read pending) the session would otherwise be destroyed with
+    // replies in flight, the connection left calling a dangling reader and the lease never
+    // returned. Every way a session ends goes through finish().
+    std::shared_ptr<session> self_;
     local_socket client_;
     std::shared_ptr<session_context> ctx_;
     std::shared_ptr<upstream::connection> up_;
@@ -112,6 +118,12 @@ private:
     bool at_reply_boundary_ = true;  // the reply scanner is between frames
     bool client_writing_ = false;
     std::string local_writing_;
+
+    // Replies to forwarded commands (tracked mode), counted from the start: a blocking command
+    // is still unanswered while last_blocking_reply_ > replies_received_total_.
+    std::uint64_t replies_owed_total_ = 0;
+    std::uint64_t replies_received_total_ = 0;
+    std::uint64_t last_blocking_reply_ = 0;
 
     bool authenticated_ = false;
     bool dirty_ = false;        // connection state changed (MULTI, SELECT, SUBSCRIBE, ...)

@@ -3,29 +3,31 @@
 #include <sys/resource.h>
 
 #include <csignal>
+#include <sstream>
 
 #include "identity.hpp"
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/log/logger.hpp"
+#include "redis_sidecar/metrics/families.hpp"
+#include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/error.hpp"
+
+#ifndef REDIS_SIDECAR_VERSION
+#define REDIS_SIDECAR_VERSION "0.0.0"
+#endif
 
 namespace redis_sidecar::app {
 
 namespace {
 
 using namespace std::chrono_literals;
+namespace m = redis_sidecar::metrics;
 
 /// How often the drain checks whether the last client has left.
 constexpr auto drain_poll_interval = 50ms;
-
-const char* name(int s) {
-    switch (s) {
-        case 0: return "starting";
-        case 1: return "ready";
-        case 2: return "draining";
-        default: return "stopped";
-    }
-}
+/// /status samples the upstream's INFO at most this often.
+constexpr auto info_sample_interval = 5s;
 
 // A sidecar holds two sockets per client: use all the descriptors the pod allows.
 void raise_fd_limit() {
@@ -36,13 +38,51 @@ void raise_fd_limit() {
     }
 }
 
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    const auto tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// The INFO fields /status shows, from INFO's "key:value" lines.
+nlohmann::json parse_info(const std::string& info) {
+    std::map<std::string, std::string> fields;
+    std::istringstream lines(info);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const auto colon = line.find(':');
+        if (colon != std::string::npos) fields[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto* key : {"redis_version", "used_memory_human", "connected_clients", "uptime_in_seconds"}) {
+        if (fields.count(key) != 0) j[key] = fields[key];
+    }
+    if (fields.count("keyspace_hits") != 0 && fields.count("keyspace_misses") != 0) {
+        const double hits = std::stod(fields["keyspace_hits"]);
+        const double misses = std::stod(fields["keyspace_misses"]);
+        j["keyspace_hit_rate"] = hits + misses > 0 ? hits / (hits + misses) : 0.0;
+    }
+    return j;
+}
+
 }  // namespace
 
 sidecar::sidecar(config::resolution resolved, config::inputs inputs)
     : resolved_(std::move(resolved)),
       inputs_(std::move(inputs)),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
-      drain_timer_(io_) {}
+      drain_timer_(io_),
+      heartbeat_timer_(io_),
+      probes_({health::parse_readiness_policy(resolved_.values.lifecycle.readiness)},
+              std::chrono::steady_clock::now()) {
+    probes_.on_change([](health::state from, health::state to) {
+        log::info("state changed", {{"from", health::name(from)}, {"to", health::name(to)}});
+    });
+    probes_.mark_settings_valid();
+}
 
 sidecar::~sidecar() = default;
 
@@ -60,7 +100,9 @@ int sidecar::run() {
     options.client_name = client_name();
     pool_ = std::make_shared<upstream::pool>(io_.get_executor(), s.upstream, tls_.get(), options,
                                              upstream::make_resolver(io_.get_executor(), s.upstream));
-    pool_->on_change([this] { on_pool_change(); });
+    pool_->on_change([this] {
+        if (pool_->stats().ever_connected) probes_.mark_startup_completed();
+    });
 
     session_context_ = std::make_shared<bridge::session_context>();
     session_context_->pool = pool_;
@@ -74,10 +116,24 @@ int sidecar::run() {
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
     if (s.listen.unix_path) listener_->listen_unix(*s.listen.unix_path);
 
+    http::sources src;
+    src.live = [this] { return probes_.live(std::chrono::steady_clock::now()); };
+    src.started = [this] { return probes_.started(); };
+    src.ready = [this] { return probes_.ready(upstream_view()); };
+    src.not_ready_reason = [this] { return probes_.check(upstream_view()).reason; };
+    src.status = [this] { return status(); };
+    src.metrics = [this](metrics::registry& r) { fill_metrics(r); };
+    src.configz = [this] { return config::to_json(resolved_.values); };
+    src.quit = [this] { begin_drain("POST /quitquitquit"); };
+    admin_ = std::make_unique<http::admin_server>(io_.get_executor(), s.http.addr, std::move(src));
+    admin_->start();
+
     log::info("redis-sidecar starting",
-              {{"upstream", config::join_host_port(s.upstream.host, s.upstream.port)},
+              {{"version", REDIS_SIDECAR_VERSION},
+               {"upstream", config::join_host_port(s.upstream.host, s.upstream.port)},
                {"tls", s.upstream.tls.enabled ? "on" : "off"},
-               {"readiness", s.lifecycle.readiness}});
+               {"readiness", s.lifecycle.readiness},
+               {"http", s.http.addr}});
     pool_->start();
     secrets_ = std::make_unique<secret_watcher>(
         io_, inputs_, resolved_.values, [this](const config::settings& fresh) {
@@ -88,29 +144,29 @@ int sidecar::run() {
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (!ec) on_signal(sig);
     });
+    heartbeat();
     io_.run();
     return exit_code_;
 }
 
-void sidecar::set_state(state next) {
-    if (next == state_) return;
-    log::info("state changed", {{"from", name(static_cast<int>(state_))},
-                                {"to", name(static_cast<int>(next))}});
-    state_ = next;
+void sidecar::heartbeat() {
+    probes_.heartbeat(std::chrono::steady_clock::now());
+    heartbeat_timer_.expires_after(health::probe_state::heartbeat_interval);
+    heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) heartbeat();
+    });
 }
 
-void sidecar::on_pool_change() {
-    if (!started_ && pool_->stats().ever_connected) {
-        started_ = true;
-        if (state_ == state::starting) set_state(state::ready);
-    }
+health::upstream_view sidecar::upstream_view() const {
+    return {pool_->healthy(), pool_->stats().role};
 }
 
 void sidecar::on_signal(int sig) {
     if (sig == SIGHUP) {
         log::info("SIGHUP: re-reading secrets and settings");
         secrets_->trigger();
-    } else if (state_ == state::draining || state_ == state::stopped) {
+    } else if (probes_.current() == health::state::draining ||
+               probes_.current() == health::state::stopped) {
         log::warn("second signal: exiting now", {{"signal", std::to_string(sig)}});
         std::_Exit(exit_code_);
     } else {
@@ -122,7 +178,7 @@ void sidecar::on_signal(int sig) {
 }
 
 void sidecar::begin_drain(const char* why) {
-    set_state(state::draining);
+    if (!probes_.begin_draining()) return;  // already draining
     const auto& lc = resolved_.values.lifecycle;
     log::info("draining", {{"reason", why},
                            {"min_drain", config::format_duration(lc.min_drain)},
@@ -159,11 +215,127 @@ void sidecar::finish() {
     secrets_->stop();
     listener_->close_all();
     pool_->stop();
-    set_state(state::stopped);
+    admin_->stop();
+    probes_.mark_stopped();
     signals_.cancel();
     drain_timer_.cancel();
+    heartbeat_timer_.cancel();
     // Let the closes and releases run, then return from run().
-    io_.post([this] { io_.stop(); });
+    boost::asio::post(io_, [this] { io_.stop(); });
+}
+
+nlohmann::json sidecar::status() {
+    sample_upstream_info();
+    const auto& p = pool_->stats();
+    const bool available = pool_->healthy();
+    const auto state = probes_.current();
+    // degraded: serving, but not ready by the policy, clients queued, or a failure in the last
+    // minute.
+    const bool recent_error =
+        !p.last_error.empty() && std::chrono::system_clock::now() - p.last_error_time < 60s;
+    std::string verdict = "healthy";
+    if (state == health::state::draining || state == health::state::stopped) {
+        verdict = "draining";
+    } else if (!available) {
+        verdict = "unhealthy";
+    } else if (!probes_.ready(upstream_view()) || p.waiting > 0 || recent_error) {
+        verdict = "degraded";
+    }
+    nlohmann::json j;
+    j["status"] = verdict;
+    j["state"] = probes_.state_name();
+    j["redis_available"] = available;
+    j["role"] = p.role.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.role);
+    j["server_version"] = p.server_version.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.server_version);
+    j["upstream"] = config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
+    j["pool"] = {{"open", p.open}, {"idle", p.idle}, {"leased", p.leased}, {"waiting", p.waiting},
+                 {"opening", p.opening}, {"connects", p.connects}};
+    j["clients"] = bridge_stats_.clients;
+    j["upstream_info"] = upstream_info_;
+    if (p.last_error.empty()) {
+        j["last_error"] = nullptr;
+    } else {
+        j["last_error"] = {{"class", p.last_error},
+                           {"message", p.last_error_message},
+                           {"time", iso_time(p.last_error_time)}};
+    }
+    return j;
+}
+
+// INFO through a pooled connection, at most every info_sample_interval, only when asked for.
+void sidecar::sample_upstream_info() {
+    const auto now = std::chrono::steady_clock::now();
+    if (info_sampling_ || now - info_sampled_ < info_sample_interval || !pool_->healthy()) return;
+    info_sampling_ = true;
+    info_sampled_ = now;
+    pool_->async_acquire([this](std::error_code ec, std::shared_ptr<upstream::connection> c) {
+        if (ec || !c) {
+            info_sampling_ = false;
+            return;
+        }
+        upstream::async_command(c, resp::format_command({"INFO"}), 1,
+                                resolved_.values.pool.socket_timeout,
+                                [this, c](upstream::command_result r) {
+                                    info_sampling_ = false;
+                                    const bool ok = !r.ec && r.replies.front().type ==
+                                                                 resp::reply_type::string;
+                                    if (ok) upstream_info_ = parse_info(r.replies.front().str);
+                                    pool_->release(c, !r.ec);
+                                });
+    });
+}
+
+void sidecar::fill_metrics(metrics::registry& r) const {
+    const auto& p = pool_->stats();
+    const auto& b = bridge_stats_;
+    r.set(m::pool_connections_open, static_cast<double>(p.open));
+    r.set(m::pool_connections_idle, static_cast<double>(p.idle));
+    r.set(m::pool_connections_leased, static_cast<double>(p.leased));
+    r.set(m::pool_connections_opening, static_cast<double>(p.opening));
+    r.set(m::pool_waiters, static_cast<double>(p.waiting));
+    r.set(m::upstream_connects, static_cast<double>(p.connects));
+    for (int i = 1; i < upstream::error_count; ++i) {
+        r.set(m::upstream_connect_failures, {{"class", upstream::label(static_cast<upstream::error>(i))}},
+              static_cast<double>(p.failures[static_cast<std::size_t>(i)]));
+    }
+    r.set_histogram(m::upstream_handshake_duration, upstream::latency_histogram::bounds,
+                    p.handshake_latency.counts, p.handshake_latency.sum_seconds);
+    r.set(m::pool_discards, static_cast<double>(p.discards));
+    r.set(m::pool_reuses, static_cast<double>(p.reuses));
+    r.set(m::pool_health_checks, static_cast<double>(p.health_checks));
+    r.set(m::pool_acquire_timeouts, static_cast<double>(p.acquire_timeouts));
+    r.set(m::dns_lookups, static_cast<double>(p.dns_lookups));
+    r.set(m::dns_changes, static_cast<double>(p.dns_changes));
+    r.set(m::upstream_up, pool_->healthy() ? 1 : 0);
+    r.set(m::upstream_role, {{"role", p.role.empty() ? "unknown" : p.role}}, 1);
+    r.set(m::clients, static_cast<double>(b.clients));
+    r.set(m::clients_accepted, static_cast<double>(b.clients_accepted));
+    r.set(m::clients_rejected, static_cast<double>(b.clients_rejected));
+    r.set(m::clients_upstream_unavailable, static_cast<double>(b.upstream_unavailable));
+    r.set(m::client_auth_failures, static_cast<double>(b.auth_failures));
+    r.set(m::commands_forwarded, static_cast<double>(b.commands_forwarded));
+    r.set(m::commands_intercepted, static_cast<double>(b.commands_intercepted));
+    r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));
+    r.set(m::client_sent_bytes, static_cast<double>(b.bytes_to_clients));
+    r.set(m::upstream_recycles, {{"kind", "clean"}}, static_cast<double>(b.recycled_clean));
+    r.set(m::upstream_recycles, {{"kind", "reset"}}, static_cast<double>(b.recycled_reset));
+    r.set(m::upstream_recycle_discards, static_cast<double>(b.discarded));
+    r.set(m::client_protocol_errors, static_cast<double>(b.protocol_errors));
+    r.set(m::readonly_replies, static_cast<double>(b.readonly_replies));
+    r.set(m::loading_replies, static_cast<double>(b.loading_replies));
+    for (auto st : health::all_states) {
+        r.set(m::lifecycle_state, {{"state", health::name(st)}}, st == probes_.current() ? 1 : 0);
+    }
+    r.set(m::build_info, {{"version", REDIS_SIDECAR_VERSION}}, 1);
+    r.set(m::process_start_time,
+          std::chrono::duration<double>(started_at_.time_since_epoch()).count());
+    r.set(m::credential_rotations, static_cast<double>(p.credential_rotations));
+    r.set(m::auth_fallbacks, static_cast<double>(p.auth_fallbacks));
+    r.set(m::pool_reauths, static_cast<double>(p.reauths));
+    r.set(m::secret_reload_failures, static_cast<double>(secrets_ ? secrets_->stats().failures : 0));
+    r.set(m::upstream_demotions, static_cast<double>(p.demotions));
+    r.set(m::pool_failover_discards, static_cast<double>(p.readonly_discards));
+    if (r.misuses() > 0) log::error("metrics misuse", {{"detail", r.last_misuse()}});
 }
 
 }  // namespace redis_sidecar::app

@@ -5,49 +5,62 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "redis_sidecar/bridge/listener.hpp"
 #include "redis_sidecar/config/resolver.hpp"
+#include "redis_sidecar/health/probe_state.hpp"
+#include "redis_sidecar/http/admin_server.hpp"
+#include "redis_sidecar/metrics/registry.hpp"
 #include "redis_sidecar/upstream/pool.hpp"
 #include "secret_watcher.hpp"
 
 namespace redis_sidecar::app {
 
-/// The running sidecar: owns the io_context, the pool, the listeners and the lifecycle
-/// starting → ready → draining → stopped. Everything runs on one thread.
+/// The running sidecar: owns the io_context, the pool, the listeners, the admin server and the
+/// lifecycle starting → ready → draining → stopped. Everything runs on one thread, so probes
+/// answer only while the event loop does (that is what /livez measures).
 class sidecar {
 public:
-    explicit sidecar(config::resolution resolved, config::inputs inputs);
+    sidecar(config::resolution resolved, config::inputs inputs);
     ~sidecar();
 
     /// Binds, starts the pool and runs until shutdown. Returns the exit code.
     int run();
 
 private:
-    enum class state { starting, ready, draining, stopped };
-
-    void set_state(state s);
     void on_signal(int sig);
     void begin_drain(const char* why);
     void stop_accepting_and_wait();
     void wait_for_clients();
     void finish();
-    void on_pool_change();
+    void heartbeat();
+    health::upstream_view upstream_view() const;
+    nlohmann::json status();
+    void sample_upstream_info();
+    void fill_metrics(metrics::registry& r) const;
 
     config::resolution resolved_;
     config::inputs inputs_;
     boost::asio::io_context io_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer drain_timer_;
+    boost::asio::steady_timer heartbeat_timer_;
+    health::probe_state probes_;
     std::unique_ptr<upstream::tls_client> tls_;
     std::shared_ptr<upstream::pool> pool_;
     bridge::bridge_stats bridge_stats_;
     std::shared_ptr<bridge::session_context> session_context_;
     std::unique_ptr<bridge::listener> listener_;
     std::unique_ptr<secret_watcher> secrets_;
-    state state_ = state::starting;
-    bool started_ = false;  // the first upstream connection completed TLS + AUTH + PING
+    std::unique_ptr<http::admin_server> admin_;
     std::chrono::steady_clock::time_point drain_deadline_{};
+    std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();
+
+    // INFO facts for /status, sampled at most every info_sample_interval.
+    nlohmann::json upstream_info_ = nlohmann::json::object();
+    std::chrono::steady_clock::time_point info_sampled_{};
+    bool info_sampling_ = false;
     int exit_code_ = 0;
 };
 

@@ -60,6 +60,8 @@ session::~session() = default;
 
 void session::start() {
     self_ = shared_from_this();
+    boost::system::error_code ignored;
+    client_.non_blocking(true, ignored);
     ++ctx_->stats->clients;
     ++ctx_->stats->clients_accepted;
     do_read_client();
@@ -73,11 +75,10 @@ void session::close() { finish(); }
 void session::do_read_client() {
     if (reading_client_ || closing_ || client_eof_ || input_done_) return;
     reading_client_ = true;
-    client_.async_read_some(asio::buffer(client_buf_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t n) {
-                                self->on_client_read(ec, n);
-                            });
+    client_.async_wait(local_socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           self->on_client_readable(ec);
+                       });
 }
 
 void session::maybe_read_client() {
@@ -87,16 +88,27 @@ void session::maybe_read_client() {
     }
 }
 
-void session::on_client_read(const boost::system::error_code& ec, std::size_t n) {
+// Bytes read from a client are copied out (into the bytes to forward, or a held frame) before
+// the next read anywhere on this thread, so all sessions share one read buffer: an idle client
+// costs no buffer at all.
+void session::on_client_readable(const boost::system::error_code& ec) {
     reading_client_ = false;
     if (closing_) return;
-    if (ec) {
+    static thread_local std::array<char, client_buffer_size> buffer;
+    boost::system::error_code read_ec = ec;
+    std::size_t n = 0;
+    if (!read_ec) n = client_.read_some(asio::buffer(buffer), read_ec);
+    if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
+        do_read_client();
+        return;
+    }
+    if (read_ec) {
         client_eof_ = true;
         finish();
         return;
     }
     ctx_->stats->bytes_from_clients += n;
-    process_client_bytes(std::string_view(client_buf_.data(), n));
+    process_client_bytes(std::string_view(buffer.data(), n));
     flush_to_upstream();
     maybe_read_client();
 }

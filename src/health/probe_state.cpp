@@ -25,26 +25,34 @@ std::string lower_trimmed(std::string_view text) {
 
 std::string_view name(state s) {
     switch (s) {
-        case state::starting: return "starting";
-        case state::ready: return "ready";
-        case state::draining: return "draining";
-        case state::stopped: return "stopped";
+        case state::starting:
+            return "starting";
+        case state::ready:
+            return "ready";
+        case state::draining:
+            return "draining";
+        case state::stopped:
+            return "stopped";
     }
     return "unknown";
 }
 
 std::string_view name(readiness_policy p) {
     switch (p) {
-        case readiness_policy::upstream: return "upstream";
-        case readiness_policy::primary: return "primary";
-        case readiness_policy::local: return "local";
+        case readiness_policy::upstream:
+            return "upstream";
+        case readiness_policy::primary:
+            return "primary";
+        case readiness_policy::local:
+            return "local";
     }
     return "unknown";
 }
 
 readiness_policy parse_readiness_policy(std::string_view text) {
     const std::string value = lower_trimmed(text);
-    for (auto p : {readiness_policy::upstream, readiness_policy::primary, readiness_policy::local}) {
+    for (auto p :
+         {readiness_policy::upstream, readiness_policy::primary, readiness_policy::local}) {
         if (value == name(p)) return p;
     }
     throw std::invalid_argument("readiness policy must be upstream, primary or local, not \"" +
@@ -114,7 +122,9 @@ state probe_state::current() const {
     return state_;
 }
 
-std::string_view probe_state::state_name() const { return name(current()); }
+std::string_view probe_state::state_name() const {
+    return name(current());
+}
 
 bool probe_state::live(clock::time_point now) const {
     const clock::time_point last{clock::duration{last_heartbeat_.load(std::memory_order_relaxed)}};
@@ -126,14 +136,20 @@ bool probe_state::started() const {
     return settings_valid_ && startup_completed_;
 }
 
-bool probe_state::ready(const upstream_view& upstream) const { return check(upstream).ready; }
+bool probe_state::ready(const upstream_view& upstream) const {
+    return check(upstream).ready;
+}
 
 readiness probe_state::check(const upstream_view& upstream) const {
     switch (current()) {
-        case state::starting: return {false, "starting"};
-        case state::draining: return {false, "draining"};
-        case state::stopped: return {false, "stopped"};
-        case state::ready: break;
+        case state::starting:
+            return {false, "starting"};
+        case state::draining:
+            return {false, "draining"};
+        case state::stopped:
+            return {false, "stopped"};
+        case state::ready:
+            break;
     }
     if (options_.policy == readiness_policy::local) return {true, ""};
     if (!upstream.healthy) return {false, "no healthy upstream connection"};

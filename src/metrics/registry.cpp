@@ -50,20 +50,28 @@ void append_sample(std::string& out, const family& f, std::string_view suffix,
 
 std::string_view name(metric_type t) {
     switch (t) {
-        case metric_type::counter: return "counter";
-        case metric_type::gauge: return "gauge";
-        case metric_type::histogram: return "histogram";
+        case metric_type::counter:
+            return "counter";
+        case metric_type::gauge:
+            return "gauge";
+        case metric_type::histogram:
+            return "histogram";
     }
     return "untyped";
 }
 
 std::string_view name(status s) {
     switch (s) {
-        case status::ok: return "ok";
-        case status::unknown_family: return "unknown_family";
-        case status::wrong_type: return "wrong_type";
-        case status::wrong_labels: return "wrong_labels";
-        case status::invalid_value: return "invalid_value";
+        case status::ok:
+            return "ok";
+        case status::unknown_family:
+            return "unknown_family";
+        case status::wrong_type:
+            return "wrong_type";
+        case status::wrong_labels:
+            return "wrong_labels";
+        case status::invalid_value:
+            return "invalid_value";
     }
     return "unknown";
 }
@@ -82,10 +90,17 @@ std::string escape_label_value(std::string_view v) {
     out.reserve(v.size());
     for (char c : v) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '"': out += "\\\""; break;
-            case '\n': out += "\\n"; break;
-            default: out += c;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -96,9 +111,14 @@ std::string escape_help(std::string_view v) {
     out.reserve(v.size());
     for (char c : v) {
         switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            default: out += c;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -180,8 +200,8 @@ status registry::set_histogram(std::string_view family_name, std::initializer_li
     if (series.size() >= max_series_per_family && series.find(key) == series.end()) {
         return refuse(status::invalid_value, family_name);
     }
-    series[std::move(key)] = histogram_value{{bounds.begin(), bounds.end()},
-                                             {counts.begin(), counts.end()}, sum};
+    series[std::move(key)] =
+        histogram_value{{bounds.begin(), bounds.end()}, {counts.begin(), counts.end()}, sum};
     return status::ok;
 }
 

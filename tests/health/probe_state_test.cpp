@@ -24,10 +24,14 @@ constexpr std::array all_inputs = {input::settings_valid, input::startup_complet
 
 bool apply(probe_state& p, input i) {
     switch (i) {
-        case input::settings_valid: return p.mark_settings_valid();
-        case input::startup_completed: return p.mark_startup_completed();
-        case input::begin_draining: return p.begin_draining();
-        case input::stopped: return p.mark_stopped();
+        case input::settings_valid:
+            return p.mark_settings_valid();
+        case input::startup_completed:
+            return p.mark_startup_completed();
+        case input::begin_draining:
+            return p.begin_draining();
+        case input::stopped:
+            return p.mark_stopped();
     }
     return false;
 }
@@ -35,8 +39,10 @@ bool apply(probe_state& p, input i) {
 // Inputs that bring a fresh machine into each state.
 std::vector<input> path_to(state s) {
     switch (s) {
-        case state::starting: return {};
-        case state::ready: return {input::settings_valid, input::startup_completed};
+        case state::starting:
+            return {};
+        case state::ready:
+            return {input::settings_valid, input::startup_completed};
         case state::draining:
             return {input::settings_valid, input::startup_completed, input::begin_draining};
         case state::stopped:
@@ -125,26 +131,25 @@ TEST_P(transition_test, moves_forward_and_reports_changes) {
 
 using S = state;
 using I = input;
-INSTANTIATE_TEST_SUITE_P(
-    table, transition_test,
-    ::testing::Values(
-        // starting: only both start-up facts together make it ready.
-        transition_case{S::starting, I::settings_valid, S::starting},
-        transition_case{S::starting, I::startup_completed, S::starting},
-        transition_case{S::starting, I::begin_draining, S::draining},
-        transition_case{S::starting, I::stopped, S::stopped},
-        transition_case{S::ready, I::settings_valid, S::ready},
-        transition_case{S::ready, I::startup_completed, S::ready},
-        transition_case{S::ready, I::begin_draining, S::draining},
-        transition_case{S::ready, I::stopped, S::stopped},
-        transition_case{S::draining, I::settings_valid, S::draining},
-        transition_case{S::draining, I::startup_completed, S::draining},
-        transition_case{S::draining, I::begin_draining, S::draining},
-        transition_case{S::draining, I::stopped, S::stopped},
-        transition_case{S::stopped, I::settings_valid, S::stopped},
-        transition_case{S::stopped, I::startup_completed, S::stopped},
-        transition_case{S::stopped, I::begin_draining, S::stopped},
-        transition_case{S::stopped, I::stopped, S::stopped}));
+INSTANTIATE_TEST_SUITE_P(table, transition_test,
+                         ::testing::Values(
+                             // starting: only both start-up facts together make it ready.
+                             transition_case{S::starting, I::settings_valid, S::starting},
+                             transition_case{S::starting, I::startup_completed, S::starting},
+                             transition_case{S::starting, I::begin_draining, S::draining},
+                             transition_case{S::starting, I::stopped, S::stopped},
+                             transition_case{S::ready, I::settings_valid, S::ready},
+                             transition_case{S::ready, I::startup_completed, S::ready},
+                             transition_case{S::ready, I::begin_draining, S::draining},
+                             transition_case{S::ready, I::stopped, S::stopped},
+                             transition_case{S::draining, I::settings_valid, S::draining},
+                             transition_case{S::draining, I::startup_completed, S::draining},
+                             transition_case{S::draining, I::begin_draining, S::draining},
+                             transition_case{S::draining, I::stopped, S::stopped},
+                             transition_case{S::stopped, I::settings_valid, S::stopped},
+                             transition_case{S::stopped, I::startup_completed, S::stopped},
+                             transition_case{S::stopped, I::begin_draining, S::stopped},
+                             transition_case{S::stopped, I::stopped, S::stopped}));
 
 TEST(probe_state_transitions, either_order_of_startup_facts_reaches_ready) {
     for (bool settings_first : {true, false}) {
@@ -161,19 +166,29 @@ TEST(probe_state_transitions, either_order_of_startup_facts_reaches_ready) {
 
 // --- readiness: states × policies × upstream views ---------------------------------------------
 
-enum class view_kind { unhealthy, healthy_master, healthy_replica, healthy_unknown_role,
-                       unhealthy_master };
+enum class view_kind {
+    unhealthy,
+    healthy_master,
+    healthy_replica,
+    healthy_unknown_role,
+    unhealthy_master
+};
 constexpr std::array all_views = {view_kind::unhealthy, view_kind::healthy_master,
                                   view_kind::healthy_replica, view_kind::healthy_unknown_role,
                                   view_kind::unhealthy_master};
 
 upstream_view make_view(view_kind v) {
     switch (v) {
-        case view_kind::unhealthy: return {false, ""};
-        case view_kind::healthy_master: return {true, "master"};
-        case view_kind::healthy_replica: return {true, "replica"};
-        case view_kind::healthy_unknown_role: return {true, ""};
-        case view_kind::unhealthy_master: return {false, "master"};
+        case view_kind::unhealthy:
+            return {false, ""};
+        case view_kind::healthy_master:
+            return {true, "master"};
+        case view_kind::healthy_replica:
+            return {true, "replica"};
+        case view_kind::healthy_unknown_role:
+            return {true, ""};
+        case view_kind::unhealthy_master:
+            return {false, "master"};
     }
     return {};
 }
@@ -185,9 +200,12 @@ bool policy_accepts(readiness_policy p, view_kind v) {
     static constexpr bool local_row[] = {true, true, true, true, true};
     const auto column = static_cast<std::size_t>(v);
     switch (p) {
-        case readiness_policy::upstream: return upstream_row[column];
-        case readiness_policy::primary: return primary_row[column];
-        case readiness_policy::local: return local_row[column];
+        case readiness_policy::upstream:
+            return upstream_row[column];
+        case readiness_policy::primary:
+            return primary_row[column];
+        case readiness_policy::local:
+            return local_row[column];
     }
     return false;
 }
@@ -213,12 +231,12 @@ TEST_P(readiness_test, ready_only_in_ready_state_when_policy_holds) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    matrix, readiness_test,
-    ::testing::Combine(::testing::ValuesIn(all_states),
-                       ::testing::Values(readiness_policy::upstream, readiness_policy::primary,
-                                         readiness_policy::local),
-                       ::testing::ValuesIn(all_views)));
+INSTANTIATE_TEST_SUITE_P(matrix, readiness_test,
+                         ::testing::Combine(::testing::ValuesIn(all_states),
+                                            ::testing::Values(readiness_policy::upstream,
+                                                              readiness_policy::primary,
+                                                              readiness_policy::local),
+                                            ::testing::ValuesIn(all_views)));
 
 TEST(probe_state_readiness, reasons_name_the_upstream_problem) {
     probe_state up({.policy = readiness_policy::upstream}, t0);

@@ -42,7 +42,7 @@ struct session_context {
 /// locally; everything else is forwarded byte for byte. Single-threaded (the io_context's).
 class session final : public std::enable_shared_from_this<session>, private upstream::reader {
 public:
-    /// Bytes read from the client per read; also the bound of what is held for upstream.
+    /// Bytes read from a client per read (into a buffer all sessions of a thread share).
     static constexpr std::size_t client_buffer_size = 16 * 1024;
     /// A locally answered command (AUTH, HELLO) larger than this is refused.
     static constexpr std::size_t max_intercepted_command = 64 * 1024;
@@ -67,7 +67,7 @@ private:
 
     // Client side.
     void do_read_client();
-    void on_client_read(const boost::system::error_code& ec, std::size_t n);
+    void on_client_readable(const boost::system::error_code& ec);
     void process_client_bytes(std::string_view data);
     void maybe_read_client();
     void decide(std::string_view name, bool too_long);
@@ -100,7 +100,6 @@ private:
     std::shared_ptr<upstream::connection> up_;
     bool acquiring_ = false;
 
-    std::array<char, client_buffer_size> client_buf_{};
     resp::scanner commands_{resp::direction::command, resp::scanner_options::for_commands()};
     resp::scanner replies_{resp::direction::reply, resp::scanner_options::for_replies()};
     frame_mode mode_ = frame_mode::undecided;

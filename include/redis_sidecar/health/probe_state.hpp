@@ -59,7 +59,8 @@ struct upstream_view {
 /// logs; never contains a secret).
 struct readiness {
     bool ready = false;
-    std::string reason;  ///< empty when ready, else e.g. "draining", "no healthy upstream connection"
+    std::string
+        reason;  ///< empty when ready, else e.g. "draining", "no healthy upstream connection"
 };
 
 /// The probe state machine: pure logic, no I/O, the clock passed in. Thread-safe: the event
@@ -76,7 +77,7 @@ class probe_state {
 
     /// Tunables.
     struct options {
-        readiness_policy policy = readiness_policy::upstream;    ///< what /readyz requires
+        readiness_policy policy = readiness_policy::upstream;  ///< what /readyz requires
         std::chrono::milliseconds liveness_bound = default_liveness_bound;  ///< see above
     };
 

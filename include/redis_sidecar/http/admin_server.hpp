@@ -17,6 +17,10 @@
 
 namespace redis_sidecar::http {
 
+namespace detail {
+struct server_state;
+}
+
 /// What the admin server asks the app. Every function runs on the server's executor, during a
 /// request; an empty function means "false" for the probes, `{}` for the JSON routes, no app
 /// metrics, and 501 for /quitquitquit. A function that throws gets a 500 (never a crash).
@@ -104,8 +108,7 @@ class admin_server {
     probe_counts probe_requests() const;
 
   private:
-    struct state;
-    std::shared_ptr<state> state_;
+    std::shared_ptr<detail::server_state> state_;
 };
 
 }  // namespace redis_sidecar::http

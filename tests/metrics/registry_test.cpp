@@ -117,8 +117,8 @@ TEST(families, issue_five_metrics_are_declared) {
     EXPECT_EQ(build_info.labels[0], "version");
 }
 
-// docs/observability.md carries the same list between markers; on a mismatch the message is the
-// table to paste there.
+// docs/observability.md and README.md carry the same list between markers; on a mismatch the
+// message is the table to paste there.
 TEST(families, documentation_lists_every_family) {
     std::ostringstream table;
     table << "| name | type | labels | help |\n|---|---|---|---|\n";
@@ -131,18 +131,21 @@ TEST(families, documentation_lists_every_family) {
         table << "| `" << f->name << "` | " << name(f->type) << " | " << labels << " | " << f->help
               << " |\n";
     }
-    std::ifstream in(std::string(REDIS_SIDECAR_SOURCE_DIR) + "/docs/observability.md");
-    ASSERT_TRUE(in) << "docs/observability.md is missing";
-    const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string begin = "<!-- metrics:begin -->\n";
-    const std::string end = "<!-- metrics:end -->";
-    const auto b = doc.find(begin);
-    const auto e = doc.find(end);
-    ASSERT_NE(b, std::string::npos);
-    ASSERT_NE(e, std::string::npos);
-    EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), table.str())
-        << "paste this between the markers:\n"
-        << table.str();
+    // The README documents them as a public API too.
+    for (const char* file : {"/docs/observability.md", "/README.md"}) {
+        std::ifstream in(std::string(REDIS_SIDECAR_SOURCE_DIR) + file);
+        ASSERT_TRUE(in) << file << " is missing";
+        const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string begin = "<!-- metrics:begin -->\n";
+        const std::string end = "<!-- metrics:end -->";
+        const auto b = doc.find(begin);
+        const auto e = doc.find(end);
+        ASSERT_NE(b, std::string::npos) << file;
+        ASSERT_NE(e, std::string::npos) << file;
+        EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), table.str())
+            << "paste this between the markers of " << file << ":\n"
+            << table.str();
+    }
 }
 
 // --- values and escaping -----------------------------------------------------------------------

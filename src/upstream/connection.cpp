@@ -318,8 +318,13 @@ private:
             hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
         }
         if (!options_.client_name.empty()) hello.insert(hello.end(), {"SETNAME", options_.client_name});
-        std::string pipeline = resp::format_command(hello);
         step_names_ = {"auth"};
+        send_with_select_and_ping(resp::format_command(hello));
+    }
+
+    // [SELECT db]; PING after the authentication commands, all in one write.
+    void send_with_select_and_ping(std::string pipeline) {
+        const auto& up = *options_.upstream;
         const std::string db = std::to_string(up.db);
         if (up.db != 0) {
             pipeline += resp::format_command({"SELECT", db});
@@ -345,16 +350,8 @@ private:
             pipeline += resp::format_command({"CLIENT", "SETNAME", options_.client_name});
             step_names_.emplace_back("setname");
         }
-        const std::string db = std::to_string(up.db);
-        if (up.db != 0) {
-            pipeline += resp::format_command({"SELECT", db});
-            step_names_.emplace_back("select");
-        }
-        pipeline += resp::format_command({"PING"});
-        step_names_.emplace_back("ping");
         legacy_ = true;
-        async_command(conn_, std::move(pipeline), step_names_.size(), remaining(),
-                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
+        send_with_select_and_ping(std::move(pipeline));
     }
 
     std::chrono::milliseconds remaining() const {

@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   redis-server redis-tools openssl unzip
+  stunnel4 haproxy curl python3
   clang libclang-rt-14-dev
 )
 # Node.js and npm (for the Helm chart's validator and the client-library tests): the machine

@@ -1,0 +1,121 @@
+#pragma once
+
+// The sidecar binary as a child process in front of whatever upstream a test sets up, with
+// HTTP probes and /metrics read over a raw loopback socket.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "support/eventually.hpp"
+#include "support/net.hpp"
+#include "support/process.hpp"
+
+namespace redis_sidecar::faults_test {
+
+using namespace redis_sidecar::testing;
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+inline void figure(const std::string& what, double value, const std::string& unit) {
+    std::cout << "[figure] " << what << ": " << value << " " << unit << std::endl;
+}
+
+inline double seconds_since(clock::time_point t) {
+    return std::chrono::duration<double>(clock::now() - t).count();
+}
+
+/// One HTTP/1.1 GET on loopback; the status code, or 0 when nothing answered.
+inline int http_status(std::uint16_t port, const std::string& path, std::string* body = nullptr) {
+    try {
+        auto fd = connect_tcp("127.0.0.1", port, 2s);
+        if (!fd) return 0;
+        const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if (::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) < 0) return 0;
+        timeval tv{2, 0};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::string resp;
+        char buf[16384];
+        for (;;) {
+            const auto n = ::recv(fd.get(), buf, sizeof buf, 0);
+            if (n <= 0) break;
+            resp.append(buf, static_cast<std::size_t>(n));
+        }
+        if (resp.size() < 12) return 0;
+        if (body != nullptr) {
+            const auto end = resp.find("\r\n\r\n");
+            *body = end == std::string::npos ? "" : resp.substr(end + 4);
+        }
+        return std::stoi(resp.substr(9, 3));
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+/// The sum of every sample of a metric family in /metrics text (all label sets).
+inline double metric_sum(const std::string& text, const std::string& name) {
+    double sum = 0;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind(name, 0) != 0) continue;
+        const auto rest = line.substr(name.size());
+        if (!rest.empty() && rest[0] != ' ' && rest[0] != '{') continue;  // a longer name
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+}
+
+inline long rss_kb(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    }
+    return -1;
+}
+
+/// The sidecar binary in front of whatever upstream a test sets up.
+class sidecar_process {
+public:
+    void start(env_map env) {
+        port_ = free_tcp_port();
+        http_ = free_tcp_port();
+        env_map full = base_env();
+        full["REDIS_SIDECAR_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
+        full["REDIS_SIDECAR_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(http_);
+        full["REDIS_SIDECAR_LOG_FORMAT"] = "text";
+        full["REDIS_SIDECAR_MAX_DRAIN"] = "10s";
+        for (const auto& [k, v] : env) full[k] = v;
+        process_.start({REDIS_SIDECAR_BINARY, "run"}, full);
+        ASSERT_TRUE(eventually([&] { return http_status(http_, "/readyz") == 200 || !process_.running(); }, 20s))
+            << process_.err();
+        ASSERT_TRUE(process_.running()) << process_.err();
+    }
+
+    int readyz() const { return http_status(http_, "/readyz"); }
+    int livez() const { return http_status(http_, "/livez"); }
+    std::string metrics() const {
+        std::string body;
+        http_status(http_, "/metrics", &body);
+        return body;
+    }
+    double metric(const std::string& name) const { return metric_sum(metrics(), name); }
+    process_result cli(const std::vector<std::string>& args, std::chrono::milliseconds t = 10s) const {
+        std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port_)};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_process(argv, base_env(), t);
+    }
+    std::uint16_t port() const { return port_; }
+    std::uint16_t http_port() const { return http_; }
+    child_process& process() { return process_; }
+
+private:
+    child_process process_{"redis-sidecar"};
+    std::uint16_t port_ = 0;
+    std::uint16_t http_ = 0;
+};
+
+}  // namespace redis_sidecar::faults_test

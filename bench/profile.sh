@@ -58,13 +58,7 @@ wait_pong() {  # up to 3 minutes: under valgrind start-up and the first TLS hand
   return 1
 }
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -days 1 -extfile "$work/san.cnf" -out "$work/server.crt" 2>/dev/null
+bash scripts/make-certs.sh "$work" "bench CA"
 password="profile-token-$(openssl rand -hex 12)"
 printf '%s\n' "$password" > "$work/password"
 rport=$(free_port)

@@ -60,7 +60,7 @@ cmd_timeout=300     # seconds, any single load command
 
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
-bash "$(dirname "$0")/../scripts/install-deps.sh"  # the peers (stunnel4, haproxy) too
+bash scripts/install-deps.sh  # the peers (stunnel4, haproxy) too
 for tool in redis-server redis-benchmark redis-cli stunnel4 haproxy openssl curl g++; do
   command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool is missing (bash scripts/install-deps.sh; apt-get install stunnel4 haproxy)" >&2; exit 2; }
 done
@@ -157,13 +157,7 @@ wait_for() {  # wait_for SECONDS CMD...: polls CMD every 20 ms
 }
 
 log "certificates, TLS redis-server, stunnel, haproxy, redis-sidecar in $work"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=redis-sidecar bench CA" -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -days 1 -extfile "$work/san.cnf" -out "$work/server.crt" 2>/dev/null
+bash scripts/make-certs.sh "$work" "redis-sidecar bench CA"
 password="bench-auth-token-$(openssl rand -hex 12)"
 printf '%s\n' "$password" > "$work/password"
 chmod 600 "$work/password"

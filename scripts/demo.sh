@@ -27,13 +27,7 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "a private CA and a server certificate for 'localhost' (as ElastiCache has for its endpoint)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=redis-sidecar demo CA" -keyout "$work/ca.key" -out "$work/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
-  -CAcreateserial -days 1 -extfile "$work/san.cnf" -out "$work/server.crt" 2>/dev/null
+bash scripts/make-certs.sh "$work" "redis-sidecar demo CA"
 echo "$work/ca.crt"
 
 say "a TLS-only redis-server with an AUTH token (the stand-in for ElastiCache)"

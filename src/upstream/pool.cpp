@@ -189,7 +189,7 @@ void pool::async_acquire(acquire_handler handler) {
 void pool::release(std::shared_ptr<connection> c, bool reusable) {
     --leased_;
     const bool too_old = clock::now() - c->created() > options_.max_lifetime;
-    if (!running_ || !reusable || c->broken() || too_old) {
+    if (!running_ || !reusable || c->broken() || too_old || c->epoch() != epoch_) {
         discard(c);
     } else {
         ++stats_.reuses;
@@ -200,6 +200,12 @@ void pool::release(std::shared_ptr<connection> c, bool reusable) {
 }
 
 void pool::give(std::shared_ptr<connection> c) {
+    if (c->epoch() != epoch_) {  // opened before a failover: it points at the old primary
+        ++stats_.readonly_discards;
+        discard(c);
+        maintain();
+        return;
+    }
     while (!waiters_.empty()) {
         auto w = std::move(waiters_.front());
         waiters_.pop_front();
@@ -340,8 +346,8 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
     o.client_name = options_.client_name;
     const auto generation = with_previous ? auth_generation_ - 1 : auth_generation_;
     async_open(ex_, tls_, next_connection_id_++, endpoints, o,
-               [weak = weak_from_this(), endpoints, with_previous, generation, started](
-                   std::error_code e, std::shared_ptr<connection> c) {
+               [weak = weak_from_this(), endpoints, with_previous, generation, started,
+                epoch = epoch_](std::error_code e, std::shared_ptr<connection> c) {
                    auto self = weak.lock();
                    if (!self) return;
                    // A Secret updated before the cache: the previous password still works.
@@ -352,6 +358,7 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
                    }
                    if (!e) {
                        c->set_auth_generation(generation);
+                       c->set_epoch(epoch);
                        if (with_previous) {
                            ++self->stats_.auth_fallbacks;
                            log::warn("the new password was refused and the previous one worked; "
@@ -376,6 +383,7 @@ void pool::update_credentials(std::optional<std::string> username,
 void pool::note_readonly() { drop_idle("a client got READONLY: the upstream was demoted"); }
 
 void pool::drop_idle(const char* why) {
+    ++epoch_;
     if (idle_.empty()) return;
     log::warn("dropping idle upstream connections", {{"reason", why},
                                                      {"count", std::to_string(idle_.size())}});

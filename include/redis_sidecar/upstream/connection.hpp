@@ -74,6 +74,9 @@ public:
     /// Which credentials the connection authenticated with (the pool's rotation counter).
     std::uint64_t auth_generation() const { return auth_generation_; }
     void set_auth_generation(std::uint64_t g) { auth_generation_ = g; }
+    /// The pool's failover epoch when this connection was opened (see pool::drop_idle).
+    std::uint64_t epoch() const { return epoch_; }
+    void set_epoch(std::uint64_t e) { epoch_ = e; }
     std::chrono::steady_clock::time_point created() const { return created_; }
     tcp::socket& socket() { return socket_; }
     SSL* ssl_handle() { return tls_stream_ ? tls_stream_->native_handle() : nullptr; }
@@ -122,6 +125,7 @@ private:
     tcp::endpoint peer_;
     server_info info_;
     std::uint64_t auth_generation_ = 0;
+    std::uint64_t epoch_ = 0;
     reader* reader_ = nullptr;
     bool reading_ = false;
     bool paused_ = false;

@@ -150,6 +150,9 @@ private:
     unsigned consecutive_failures_ = 0;
     std::error_code last_failure_;
     bool seen_primary_ = false;  // the upstream was a master once: a replica now means failover
+    /// Bumped when the upstream was demoted: connections opened before point at the old
+    /// primary (also those in a health check or leased at that moment) and are not reused.
+    std::uint64_t epoch_ = 0;
     double tokens_ = 0;
     std::chrono::steady_clock::time_point tokens_at_{};
     std::string last_address_;

@@ -73,8 +73,7 @@ TEST(faults, upstream_killed_and_restarted) {
     ASSERT_TRUE(eventually([&] { return sc.readyz() == 200; }, 15s));
     figure("readyz 200 after the upstream returned", seconds_since(back) * 1000, "ms");
     EXPECT_EQ(trim(sc.cli({"SET", "k2", "v2"}).out), "OK");
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 TEST(faults, upstream_paused_then_resumed) {
@@ -95,8 +94,7 @@ TEST(faults, upstream_paused_then_resumed) {
     ASSERT_TRUE(eventually([&] { return sc.readyz() == 200; }, 15s));
     figure("readyz 200 after SIGCONT", seconds_since(resumed) * 1000, "ms");
     EXPECT_EQ(trim(sc.cli({"PING"}).out), "PONG");
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 // ElastiCache's ROTATE then SET, through a real ACL change, with redis-benchmark running.
@@ -140,8 +138,7 @@ TEST(faults, password_rotation_under_load_loses_nothing) {
     EXPECT_NE(metrics_text.find("redis_sidecar_upstream_connect_failures_total{class=\"wrongpass\"} 0"),
               std::string::npos);
     EXPECT_EQ(sc.metric("redis_sidecar_credential_rotations_total"), 1);
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
     EXPECT_EQ(sc.process().out().find(new_pw), std::string::npos);
     EXPECT_EQ(sc.process().err().find(new_pw), std::string::npos);
 }
@@ -197,8 +194,7 @@ TEST(faults, failover_follows_the_name_and_writes_resume) {
         EXPECT_EQ(trim(b.cli({"EXISTS", key}).out), "1") << key;
     }
     EXPECT_GE(sc.metric("redis_sidecar_dns_changes_total"), 1);
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 TEST(faults, abusive_clients_do_not_hurt_others) {
@@ -260,8 +256,7 @@ TEST(faults, abusive_clients_do_not_hurt_others) {
     EXPECT_LE(sc.metric("redis_sidecar_pool_connections_open"), 64);
     idle.clear();
     deaf.close();
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 TEST(faults, sigterm_under_load_delivers_every_owed_reply) {

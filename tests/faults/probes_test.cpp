@@ -62,8 +62,7 @@ TEST(probes, primary_policy_fails_after_replicaof) {
     EXPECT_EQ(j["status"], "degraded") << status;  // serving, but not what the policy wants
     server.cli({"REPLICAOF", "NO", "ONE"});
     ASSERT_TRUE(eventually([&] { return sc.readyz() == 200; }, 10s));
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 TEST(probes, sigterm_lets_an_in_flight_blpop_finish) {
@@ -107,8 +106,7 @@ TEST(probes, metrics_move_with_traffic) {
     EXPECT_NE(text.find("redis_sidecar_state{state=\"ready\"} 1"), std::string::npos);
     EXPECT_NE(text.find("redis_sidecar_probe_status{probe=\"readyz\"} 1"), std::string::npos) << text;
     c.close();
-    sc.process().send_signal(SIGTERM);
-    EXPECT_EQ(sc.process().wait_exit(15s), 0);
+    EXPECT_EQ(sc.terminate(), 0);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // HTTP probes and /metrics read over a raw loopback socket.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -110,6 +111,11 @@ public:
     }
     std::uint16_t port() const { return port_; }
     std::uint16_t http_port() const { return http_; }
+    /// SIGTERM, then the exit status (nullopt if it did not exit within the drain bound).
+    std::optional<int> terminate() {
+        process_.send_signal(SIGTERM);
+        return process_.wait_exit(15s);
+    }
     child_process& process() { return process_; }
 
 private:

@@ -59,14 +59,25 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
         scale_ms = 3'600'000.0;
     }
     if (s.empty() || !std::isdigit(static_cast<unsigned char>(s.front()))) return std::nullopt;
+    // Digits with an optional fraction ("1.5"), parsed here: std::from_chars for double would
+    // pull libm into the binary (see REDIS_SIDECAR_STATIC_DEPS in CMakeLists.txt).
     double number = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), number);
-    if (ec != std::errc{} || end != s.data() + s.size() || !std::isfinite(number)) {
-        return std::nullopt;
+    std::size_t i = 0;
+    for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+        number = number * 10 + (s[i] - '0');
     }
+    if (i < s.size() && s[i] == '.') {
+        double place = 0.1;
+        for (++i; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+            number += (s[i] - '0') * place;
+            place /= 10;
+        }
+    }
+    if (i != s.size() || !std::isfinite(number)) return std::nullopt;
     const double ms = number * scale_ms;
     if (ms > static_cast<double>(max_duration.count())) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
+    // ms is finite and ≥ 0: rounds half up like llround, without libm.
+    return std::chrono::milliseconds(static_cast<long long>(ms + 0.5));
 }
 
 std::string format_duration(std::chrono::milliseconds d) {

@@ -1,8 +1,9 @@
 #include "redis_sidecar/metrics/registry.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <system_error>
 
@@ -10,7 +11,7 @@ namespace redis_sidecar::metrics {
 
 namespace {
 
-// Longest output of std::to_chars for a double in its shortest form is 24 characters.
+// Longest "%.17g" of a double: 24 characters.
 constexpr std::size_t double_chars = 32;
 
 void append_labels(std::string& out, const family& f, const std::vector<std::string>& values,
@@ -79,10 +80,19 @@ std::string_view name(status s) {
 std::string format_value(double v) {
     if (std::isnan(v)) return "NaN";
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    // snprintf and strtod, not std::to_chars: libstdc++'s to_chars(double) pulls libm into the
+    // binary (see REDIS_SIDECAR_STATIC_DEPS). The program never calls setlocale: "C" formatting.
     char buf[double_chars];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    if (r.ec != std::errc{}) return "NaN";  // cannot happen with this buffer size
-    return std::string(buf, r.ptr);
+    if (v > -1e15 && v < 1e15 && static_cast<double>(static_cast<long long>(v)) == v) {
+        std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+        return buf;
+    }
+    for (int precision = 15; precision < 17; ++precision) {  // the shortest that reads back
+        std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+        if (std::strtod(buf, nullptr) == v) return buf;
+    }
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
 }
 
 std::string escape_label_value(std::string_view v) {

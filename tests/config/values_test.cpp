@@ -50,7 +50,10 @@ INSTANTIATE_TEST_SUITE_P(
                       duration_case{"5 s", std::nullopt}, duration_case{"5x", std::nullopt},
                       duration_case{"ms", std::nullopt}, duration_case{"25h", std::nullopt},
                       duration_case{"1e9", std::nullopt}, duration_case{"nan", std::nullopt},
-                      duration_case{"inf", std::nullopt}));
+                      duration_case{"inf", std::nullopt}, duration_case{"2.25s", 2250ms},
+                      duration_case{"1.2.3s", std::nullopt}, duration_case{"1,5s", std::nullopt},
+                      duration_case{"0x10", std::nullopt},
+                      duration_case{"99999999999999999999999999999999999999999", std::nullopt}));
 
 TEST(format_duration, reads_back) {
     for (auto d : {250ms, 5000ms, 1500ms, 60000ms, 1ms}) {

@@ -176,7 +176,9 @@ INSTANTIATE_TEST_SUITE_P(
                       value_case{0.0025, "0.0025"}, value_case{-0.25, "-0.25"},
                       value_case{1e20, "1e+20"}, value_case{1712345678, "1712345678"},
                       value_case{1712345678.25, "1712345678.25"},
-                      value_case{18446744073709551615.0, "18446744073709551616"},
+                      value_case{18446744073709551615.0, "1.8446744073709552e+19"},
+                      value_case{0.1, "0.1"}, value_case{1.0 / 3, "0.3333333333333333"},
+                      value_case{-7, "-7"}, value_case{123456.789, "123456.789"},
                       value_case{inf, "+Inf"}, value_case{-inf, "-Inf"},
                       value_case{std::numeric_limits<double>::quiet_NaN(), "NaN"}));
 

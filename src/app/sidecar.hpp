@@ -42,7 +42,9 @@ private:
 
     config::resolution resolved_;
     config::inputs inputs_;
-    boost::asio::io_context io_;
+    // One thread runs everything; only Asio's resolver thread posts completions to it. So the
+    // scheduler keeps its lock, the reactor's per-socket I/O locking goes (UNSAFE_IO).
+    boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     boost::asio::signal_set signals_;
     boost::asio::steady_timer drain_timer_;
     boost::asio::steady_timer heartbeat_timer_;

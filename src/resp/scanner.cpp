@@ -1,6 +1,7 @@
 #include "redis_sidecar/resp/scanner.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace redis_sidecar::resp {
 namespace {
@@ -113,6 +114,13 @@ scan_result scanner::scan(std::string_view bytes) {
     while (i < size && !done) {
         switch (state_) {
             case state::frame_start: {
+                std::size_t n = 0;
+                if (dir_ == direction::command ? data[i] == '*' && fast_command(data + i, size - i, n)
+                                               : fast_reply(data + i, size - i, n)) {
+                    i += n;
+                    done = true;
+                    break;
+                }
                 begin_frame();
                 const char c = data[i];
                 if (dir_ == direction::reply) {
@@ -258,6 +266,133 @@ scan_result scanner::scan(std::string_view bytes) {
         return {scan_status::frame_done, i, {}};
     }
     return {scan_status::need_more, i, {}};
+}
+
+namespace {
+
+/// A length or integer line's digits and CRLF, all in [p, end): the value and the position
+/// after the LF. nullptr for whatever the byte-wise path must judge: no CRLF yet, no digit, a
+/// leading zero, more than 18 digits (cannot overflow), any other byte.
+const char* fast_number(const char* p, const char* end, std::uint64_t& value) {
+    const char* const start = p;
+    std::uint64_t v = 0;
+    while (p < end && is_digit(*p)) {
+        v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+        if (++p - start > 18) return nullptr;
+    }
+    const auto digits = p - start;
+    if (digits == 0 || (digits > 1 && *start == '0')) return nullptr;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return nullptr;
+    value = v;
+    return p + 2;
+}
+
+}  // namespace
+
+// "*N\r\n" then N times "$L\r\n" + L bytes + "\r\n", all present.
+bool scanner::fast_command(const char* data, std::size_t size, std::size_t& consumed) {
+    const char* const end = data + size;
+    std::uint64_t argc = 0;
+    const char* p = fast_number(data + 1, end, argc);
+    if (p == nullptr || argc == 0 || options_.max_depth == 0 ||
+        argc > static_cast<std::uint64_t>(options_.max_aggregate_length)) {
+        return false;
+    }
+    frame_info info;
+    info.type = '*';
+    info.argc = static_cast<std::int64_t>(argc);
+    for (std::uint64_t k = 0; k < argc; ++k) {
+        if (p == end || *p != '$') return false;
+        std::uint64_t length = 0;
+        p = fast_number(p + 1, end, length);
+        if (p == nullptr || length > static_cast<std::uint64_t>(options_.max_bulk_length) ||
+            static_cast<std::uint64_t>(end - p) < length + 2) {
+            return false;
+        }
+        if (k == 0) {
+            const std::size_t n = std::min<std::size_t>(length, command_name_capacity);
+            for (std::size_t j = 0; j < n; ++j) info.name_bytes[j] = to_lower(p[j]);
+            info.name_size = static_cast<std::uint8_t>(n);
+            info.name_too_long = length > command_name_capacity;
+            info.name_complete = true;
+        }
+        p += length;
+        if (p[0] != '\r' || p[1] != '\n') return false;
+        p += 2;
+    }
+    info_ = info;
+    consumed = static_cast<std::size_t>(p - data);
+    return true;
+}
+
+// One RESP2 value that is no aggregate ("+…", "-…", ":N", "$-1", "$L" + payload), all in
+// [p, end): the position after it, or nullptr. A simple string's text goes to `line`.
+const char* scanner::fast_value(const char* p, const char* end, std::string_view& line) const {
+    const char type = *p++;
+    switch (type) {
+        case '+':
+        case '-': {
+            const auto* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+            if (cr == nullptr || end - cr < 2 || cr[1] != '\n') return nullptr;
+            const auto length = static_cast<std::size_t>(cr - p);
+            if (length > options_.max_line_length || std::memchr(p, '\n', length) != nullptr) {
+                return nullptr;
+            }
+            line = std::string_view(p, length);
+            return cr + 2;
+        }
+        case ':': {
+            if (p < end && *p == '-') ++p;
+            std::uint64_t value = 0;
+            return fast_number(p, end, value);
+        }
+        case '$': {
+            if (end - p >= 4 && std::memcmp(p, "-1\r\n", 4) == 0) return p + 4;
+            std::uint64_t length = 0;
+            p = fast_number(p, end, length);
+            if (p == nullptr || length > static_cast<std::uint64_t>(options_.max_bulk_length) ||
+                static_cast<std::uint64_t>(end - p) < length + 2) {
+                return nullptr;
+            }
+            p += length;
+            return p[0] == '\r' && p[1] == '\n' ? p + 2 : nullptr;
+        }
+        default:
+            return nullptr;
+    }
+}
+
+// A top-level value of fast_value's kinds, or an array of them (MGET, LRANGE, HGETALL in
+// RESP2), all present.
+bool scanner::fast_reply(const char* data, std::size_t size, std::size_t& consumed) {
+    const char* const end = data + size;
+    const char* p = data;
+    frame_info info;
+    info.type = data[0];
+    std::string_view line;
+    if (data[0] == '*') {
+        std::uint64_t n = 0;
+        p = fast_number(data + 1, end, n);
+        if (p == nullptr || n == 0 || options_.max_depth == 0 ||
+            n > static_cast<std::uint64_t>(options_.max_aggregate_length)) {
+            return false;
+        }
+        for (std::uint64_t k = 0; k < n; ++k) {
+            if (p == end || (p = fast_value(p, end, line)) == nullptr) return false;
+        }
+    } else {
+        p = fast_value(data, end, line);
+        if (p == nullptr) return false;
+        if (data[0] == '+' || data[0] == '-') {
+            const std::size_t n = std::min(line.size(), reply_head_capacity);
+            std::copy_n(line.data(), n, info.head_bytes.begin());
+            info.head_size = static_cast<std::uint8_t>(n);
+            info.head_truncated = line.size() > reply_head_capacity;
+        }
+    }
+    info_ = info;
+    consumed = static_cast<std::size_t>(p - data);
+    return true;
 }
 
 error scanner::on_type_byte(char c) {

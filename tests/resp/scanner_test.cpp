@@ -198,6 +198,16 @@ std::vector<scan_case> reply_cases() {
         rep("integer_max", ":9223372036854775807\r\n", {{22, ':'}}),
         rep("bulk", "$5\r\nhello\r\n", {{11, '$'}}),
         rep("bulk_empty", "$0\r\n\r\n", {{6, '$'}}),
+        // Whole frames take the fast path, split ones the byte-wise one: same results.
+        rep("flat_array_mixed", "*4\r\n$3\r\nfoo\r\n$-1\r\n:7\r\n+OK\r\n", {{27, '*'}}),
+        rep("array_nested_falls_back", "*2\r\n*1\r\n:1\r\n:2\r\n", {{16, '*'}}),
+        rep("reply_pipeline", "+OK\r\n$1\r\nx\r\n:1\r\n-ERR x\r\n",
+            {{5, '+', "OK"}, {7, '$'}, {4, ':'}, {8, '-', "ERR x"}}),
+        rep("integer_19_digits", ":1234567890123456789\r\n", {{22, ':'}}),
+        rep("bulk_length_leading_zero", "$03\r\nabc\r\n", {{10, '$'}}),
+        rep("simple_with_lf_inside", "+O\nK\r\n", {}, error::expected_crlf, 2),
+        rep("bulk_without_crlf", "$1\r\nxyz", {}, error::expected_crlf, 5),
+        rep("array_partial", "*3\r\n$1\r\na\r\n:5\r\n", {}),
         rep("bulk_with_crlf_inside", "$4\r\n\r\n\r\n\r\n", {{10, '$'}}),
         rep("bulk_null", "$-1\r\n", {{5, '$'}}),
         rep("array", "*2\r\n$3\r\nfoo\r\n:1\r\n", {{17, '*'}}),
@@ -392,6 +402,16 @@ std::vector<scan_case> command_cases() {
             error::unbalanced_quotes, 6),
         cmd("crlf_after_arg", "*1\r\n$4\r\nPINGx\r\n", {}, error::expected_crlf, 12),
         cmd("crlf_in_header", "*1\rx", {}, error::expected_crlf, 3),
+        // Whole frames take the fast path, split ones the byte-wise one: same results.
+        cmd("pipeline_get_set",
+            "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+            {{20, '*', "get", 2}, {27, '*', "set", 3}}),
+        cmd("name_33", "*1\r\n$33\r\n" + std::string(33, 'Y') + "\r\n",
+            {{44, '*', std::string(32, 'y'), 1, "long"}}),
+        cmd("length_leading_zero", "*01\r\n$04\r\nPING\r\n", {{16, '*', "ping", 1}}),
+        cmd("argument_not_bulk", "*2\r\n$3\r\nGET\r\n:1\r\n", {}, error::expected_bulk, 13),
+        cmd("payload_without_crlf", "*1\r\n$4\r\nPINGxx", {}, error::expected_crlf, 12),
+        cmd("fewer_arguments_than_announced", "*3\r\n$3\r\nGET\r\n$1\r\nk\r\n", {}),
     };
     scan_case args_limit = cmd("args_limit_option", "*3\r\n", {}, error::multibulk_too_long, 1);
     args_limit.options.max_aggregate_length = 2;

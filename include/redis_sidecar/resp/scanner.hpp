@@ -230,6 +230,13 @@ class scanner {
     void inline_end_arg();
     bool finish_inline();
     void begin_frame();
+    // Fast paths: a whole common frame already in the buffer, parsed in one pass. They change
+    // nothing unless the frame is complete and ordinary; anything else (a split frame, an
+    // error, a leading zero, nesting, RESP3) is left to the byte-wise state machine, which
+    // then sees the same bytes, so both paths give the same frame_info and the same errors.
+    bool fast_command(const char* data, std::size_t size, std::size_t& consumed);
+    bool fast_reply(const char* data, std::size_t size, std::size_t& consumed);
+    const char* fast_value(const char* p, const char* end, std::string_view& line) const;
     scan_result fail(error e, char byte, std::size_t consumed);
 
     direction dir_;

@@ -2,9 +2,16 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <stdexcept>
 
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/upstream/error.hpp"
@@ -45,14 +52,103 @@ void set_socket_options(tcp::socket& s, bool keepalive) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// The socket BIO under OpenSSL
+
+namespace {
+
+using bio_state = connection::bio_state;
+
+int bio_write(BIO* b, const char* data, int size) {
+    auto* st = static_cast<bio_state*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    // MSG_NOSIGNAL: a peer that went away is an EPIPE error, not a SIGPIPE.
+    const ssize_t n = ::send(st->socket->native_handle(), data, static_cast<std::size_t>(size),
+                             MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<int>(n);
+    st->last_errno = errno;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+    return -1;
+}
+
+int bio_read(BIO* b, char* data, int size) {
+    auto* st = static_cast<bio_state*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    const ssize_t n = ::recv(st->socket->native_handle(), data, static_cast<std::size_t>(size), 0);
+    if (n > 0) {
+        st->drained = n < size;
+        return static_cast<int>(n);
+    }
+    if (n == 0) {
+        st->eof = true;
+        return 0;
+    }
+    st->last_errno = errno;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        st->drained = true;
+        BIO_set_retry_read(b);
+    }
+    return -1;
+}
+
+long bio_ctrl(BIO* b, int cmd, long, void*) {
+    switch (cmd) {
+        case BIO_CTRL_FLUSH:
+            return 1;
+        case BIO_CTRL_EOF:
+            return static_cast<bio_state*>(BIO_get_data(b))->eof ? 1 : 0;
+        default:
+            return 0;
+    }
+}
+
+int bio_create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+BIO_METHOD* socket_bio_method() {
+    static BIO_METHOD* method = [] {
+        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "redis-sidecar socket");
+        BIO_meth_set_write(m, bio_write);
+        BIO_meth_set_read(m, bio_read);
+        BIO_meth_set_ctrl(m, bio_ctrl);
+        BIO_meth_set_create(m, bio_create);
+        return m;
+    }();
+    return method;
+}
+
+/// OpenSSL's calls need an empty error queue to report their own errors.
+void clear_openssl_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
+/// Most plaintext handed to one SSL_write (a whole-or-nothing call: 64 records).
+constexpr std::size_t max_tls_write = 1024 * 1024;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
 // connection
 
 connection::connection(asio::any_io_executor ex, tls_client* tls, std::uint64_t id)
-    : socket_(ex), tls_(tls), id_(id), created_(clock::now()) {
-    if (tls != nullptr) tls_stream_.emplace(socket_, tls->context());
+    : socket_(ex), id_(id), created_(clock::now()) {
+    bio_.socket = &socket_;
+    if (tls == nullptr) return;
+    ssl_ = SSL_new(tls->context().native_handle());
+    if (ssl_ == nullptr) throw std::runtime_error("cannot create an OpenSSL connection (SSL_new)");
+    BIO* bio = BIO_new(socket_bio_method());
+    BIO_set_data(bio, &bio_);
+    SSL_set_bio(ssl_, bio, bio);
+    // Whole records per recv(), not header then body; no buffers held while nothing is in flight.
+    SSL_set_read_ahead(ssl_, 1);
+    SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_connect_state(ssl_);
 }
 
-connection::~connection() = default;
+connection::~connection() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+}
 
 void connection::start_reading() {
     if (!reading_ && !broken_) do_read();
@@ -63,15 +159,69 @@ void connection::resume_reading() {
     if (!reading_ && !broken_) do_read();
 }
 
+char* connection::read_buffer() {
+    if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(read_buffer_size);
+    return buffer_.get();
+}
+
 void connection::do_read() {
     reading_ = true;
-    auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-        self->on_read(ec, n);
-    };
-    if (tls_stream_) {
-        tls_stream_->async_read_some(asio::buffer(buffer_), std::move(handler));
+    if (ssl_ == nullptr) {
+        socket_.async_read_some(asio::buffer(read_buffer(), read_buffer_size),
+                                [self = shared_from_this()](const boost::system::error_code& ec,
+                                                            std::size_t n) { self->on_read(ec, n); });
+        return;
+    }
+    // Bytes OpenSSL holds, or a socket not known to be drained: read (from the loop, never
+    // inside the reader's resume_reading()). Otherwise wait for the socket: no recv() that
+    // would only say EAGAIN.
+    if (SSL_has_pending(ssl_) != 0 || !bio_.drained) {
+        asio::post(socket_.get_executor(), [self = shared_from_this()] { self->tls_read(); });
     } else {
-        socket_.async_read_some(asio::buffer(buffer_), std::move(handler));
+        wait_readable();
+    }
+}
+
+void connection::wait_readable() {
+    // No reader holds the bytes of the last read now: a connection that waits (idle in the
+    // pool, or a client between commands) keeps no read buffer.
+    buffer_.reset();
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) {
+                               self->on_read(ec, 0);
+                               return;
+                           }
+                           self->bio_.drained = false;
+                           self->tls_read();
+                       });
+}
+
+void connection::tls_read() {
+    if (broken_) {
+        reading_ = false;
+        return;
+    }
+    clear_openssl_errors();
+    const int n = SSL_read(ssl_, read_buffer(), static_cast<int>(read_buffer_size));
+    if (n > 0) {
+        on_read({}, static_cast<std::size_t>(n));
+        return;
+    }
+    const int e = SSL_get_error(ssl_, n);
+    if (e == SSL_ERROR_WANT_READ) {
+        wait_readable();
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+        socket_.async_wait(tcp::socket::wait_write,
+                           [self = shared_from_this()](const boost::system::error_code& ec) {
+                               if (ec) {
+                                   self->on_read(ec, 0);
+                               } else {
+                                   self->tls_read();
+                               }
+                           });
+    } else {
+        on_read(tls_error(e), 0);
     }
 }
 
@@ -89,8 +239,119 @@ void connection::on_read(const boost::system::error_code& ec, std::size_t n) {
     }
     // Paused unless the reader says "go on" or resumes (possibly from inside the call).
     paused_ = true;
-    if (reader_->on_upstream_data(*this, std::string_view(buffer_.data(), n))) paused_ = false;
+    if (reader_->on_upstream_data(*this, std::string_view(buffer_.get(), n))) paused_ = false;
     if (!paused_ && !broken_ && !reading_) do_read();
+}
+
+void connection::async_write(asio::const_buffer buffer, write_handler handler) {
+    if (ssl_ == nullptr) {
+        asio::async_write(socket_, buffer, std::move(handler));
+        return;
+    }
+    write_data_ = static_cast<const char*>(buffer.data());
+    write_left_ = buffer.size();
+    write_total_ = buffer.size();
+    write_handler_ = std::move(handler);
+    tls_write();
+}
+
+void connection::tls_write() {
+    while (write_left_ > 0) {
+        if (broken_) {
+            finish_write(asio::error::operation_aborted);
+            return;
+        }
+        // SSL_write writes all it is given or nothing; a retry repeats the same arguments.
+        const auto chunk = static_cast<int>(std::min(write_left_, max_tls_write));
+        clear_openssl_errors();
+        const int n = SSL_write(ssl_, write_data_, chunk);
+        if (n > 0) {
+            write_data_ += n;
+            write_left_ -= static_cast<std::size_t>(n);
+            continue;
+        }
+        const int e = SSL_get_error(ssl_, n);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+            socket_.async_wait(e == SSL_ERROR_WANT_WRITE ? tcp::socket::wait_write
+                                                         : tcp::socket::wait_read,
+                               [self = shared_from_this()](const boost::system::error_code& ec) {
+                                   if (ec) {
+                                       self->finish_write(ec);
+                                   } else {
+                                       self->tls_write();
+                                   }
+                               });
+            return;
+        }
+        finish_write(tls_error(e));
+        return;
+    }
+    finish_write({});
+}
+
+void connection::finish_write(const boost::system::error_code& ec) {
+    auto handler = std::move(write_handler_);
+    write_handler_ = nullptr;
+    const std::size_t written = write_total_ - write_left_;
+    asio::post(socket_.get_executor(),
+               [h = std::move(handler), ec, written] { h(ec, written); });
+}
+
+void connection::async_handshake(std::function<void(const boost::system::error_code&)> handler) {
+    handshake_handler_ = std::move(handler);
+    tls_handshake();
+}
+
+void connection::tls_handshake() {
+    clear_openssl_errors();
+    const int r = SSL_do_handshake(ssl_);
+    boost::system::error_code ec;
+    if (r != 1) {
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            socket_.async_wait(e == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
+                                                        : tcp::socket::wait_write,
+                               [self = shared_from_this()](const boost::system::error_code& w) {
+                                   self->after_handshake_wait(w);
+                               });
+            return;
+        }
+        ec = tls_error(e);
+    }
+    auto handler = std::move(handshake_handler_);
+    handshake_handler_ = nullptr;
+    handler(ec);
+}
+
+void connection::after_handshake_wait(const boost::system::error_code& ec) {
+    if (ec) {
+        auto handler = std::move(handshake_handler_);
+        handshake_handler_ = nullptr;
+        handler(ec);
+        return;
+    }
+    tls_handshake();
+}
+
+boost::system::error_code connection::tls_error(int ssl_error) {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    namespace ssl_errors = asio::ssl::error;
+    switch (ssl_error) {
+        case SSL_ERROR_ZERO_RETURN:  // close_notify
+            return asio::error::eof;
+        case SSL_ERROR_SSL:
+            if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                return ssl_errors::stream_truncated;
+            }
+            return {static_cast<int>(e), asio::error::get_ssl_category()};
+        case SSL_ERROR_SYSCALL:
+            if (e != 0) return {static_cast<int>(e), asio::error::get_ssl_category()};
+            if (bio_.eof || bio_.last_errno == 0) return ssl_errors::stream_truncated;
+            return {bio_.last_errno, boost::system::system_category()};
+        default:
+            return ssl_errors::unexpected_result;
+    }
 }
 
 void connection::fail(std::error_code ec) {
@@ -281,10 +542,9 @@ private:
             }
         }
         tls_->offer_session(ssl);
-        conn_->tls_stream().async_handshake(asio::ssl::stream_base::client,
-                                        [self = shared_from_this()](const boost::system::error_code& e) {
-                                            self->on_handshake(e);
-                                        });
+        conn_->async_handshake([self = shared_from_this()](const boost::system::error_code& e) {
+            self->on_handshake(e);
+        });
     }
 
     void on_handshake(const boost::system::error_code& ec) {

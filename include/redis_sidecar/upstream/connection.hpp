@@ -2,9 +2,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
+#include <openssl/ssl.h>
 
 #include <array>
 #include <chrono>
@@ -57,10 +57,16 @@ struct open_step {
 };
 
 /// One authenticated upstream connection (TLS or plain). Used from one thread (its executor's).
+///
+/// TLS is OpenSSL on the socket itself (a BIO of our own over the non-blocking socket), not
+/// Asio's ssl::stream: no BIO pair and engine buffers (≈ 70 KB per connection), no copies
+/// through them, and OpenSSL's buffers released while idle (SSL_MODE_RELEASE_BUFFERS). Asio is
+/// used only to wait for readiness.
 class connection : public std::enable_shared_from_this<connection> {
 public:
     /// Size of the buffer each read fills; also the most a reader gets per call.
     static constexpr std::size_t read_buffer_size = 16 * 1024;
+    using write_handler = std::function<void(const boost::system::error_code&, std::size_t)>;
 
     connection(asio::any_io_executor ex, tls_client* tls, std::uint64_t id);
     ~connection();
@@ -68,7 +74,7 @@ public:
     connection& operator=(const connection&) = delete;
 
     std::uint64_t id() const { return id_; }
-    bool tls() const { return tls_ != nullptr; }
+    bool tls() const { return ssl_ != nullptr; }
     bool broken() const { return broken_; }
     const server_info& info() const { return info_; }
     /// Which credentials the connection authenticated with (the pool's rotation counter).
@@ -79,7 +85,7 @@ public:
     void set_epoch(std::uint64_t e) { epoch_ = e; }
     std::chrono::steady_clock::time_point created() const { return created_; }
     tcp::socket& socket() { return socket_; }
-    SSL* ssl_handle() { return tls_stream_ ? tls_stream_->native_handle() : nullptr; }
+    SSL* ssl_handle() { return ssl_; }
     const tcp::endpoint& peer() const { return peer_; }
     asio::any_io_executor get_executor() { return socket_.get_executor(); }
 
@@ -89,15 +95,9 @@ public:
     /// Continues after a reader returned false.
     void resume_reading();
 
-    /// Writes all of `buffers` (kept alive by the caller) and calls handler(ec).
-    template <class Buffers, class Handler>
-    void async_write(const Buffers& buffers, Handler&& handler) {
-        if (tls_stream_) {
-            asio::async_write(*tls_stream_, buffers, std::forward<Handler>(handler));
-        } else {
-            asio::async_write(socket_, buffers, std::forward<Handler>(handler));
-        }
-    }
+    /// Writes all of `buffer` (kept alive by the caller until the handler runs) and calls
+    /// handler(ec, bytes). The handler never runs inside this call. One write at a time.
+    void async_write(asio::const_buffer buffer, write_handler handler);
 
     /// Closes now: pending operations complete with errors, the reader hears of it once.
     void close();
@@ -107,19 +107,36 @@ public:
     // Used while opening (see async_open).
     void set_peer(const tcp::endpoint& ep) { peer_ = ep; }
     void set_info(server_info info) { info_ = std::move(info); }
-    /// The TLS layer; only when tls().
-    asio::ssl::stream<tcp::socket&>& tls_stream() { return *tls_stream_; }
+    /// The TLS client handshake (only when tls()); errors are Asio's SSL error codes.
+    void async_handshake(std::function<void(const boost::system::error_code&)> handler);
     /// Starts the read loop (once, after the handshake).
     void start_reading();
 
+    /// What the socket BIO records between OpenSSL's calls into it.
+    struct bio_state {
+        tcp::socket* socket = nullptr;
+        bool drained = false;  ///< the last recv() left nothing behind (or would block)
+        bool eof = false;      ///< recv() returned 0
+        int last_errno = 0;    ///< errno of the last failed send()/recv()
+    };
+
 private:
     void do_read();
+    void tls_read();
+    void wait_readable();
     void on_read(const boost::system::error_code& ec, std::size_t n);
+    void tls_write();
+    void finish_write(const boost::system::error_code& ec);
+    void tls_handshake();
+    void after_handshake_wait(const boost::system::error_code& ec);
+    /// The error of a failed SSL_* call, as Asio's ssl::stream would have reported it.
+    boost::system::error_code tls_error(int ssl_error);
+    char* read_buffer();
     void fail(std::error_code ec);
 
     tcp::socket socket_;
-    std::optional<asio::ssl::stream<tcp::socket&>> tls_stream_;  // over socket_, when TLS
-    tls_client* tls_;
+    SSL* ssl_ = nullptr;  // owned, over socket_ through bio_, when TLS
+    bio_state bio_;
     std::uint64_t id_;
     std::chrono::steady_clock::time_point created_;
     tcp::endpoint peer_;
@@ -131,7 +148,14 @@ private:
     bool paused_ = false;
     bool broken_ = false;
     bool timed_out_ = false;
-    std::array<char, read_buffer_size> buffer_{};
+    // Allocated for a read, released while a TLS connection waits for the socket.
+    std::unique_ptr<char[]> buffer_;
+    // The write in progress (TLS).
+    const char* write_data_ = nullptr;
+    std::size_t write_left_ = 0;
+    std::size_t write_total_ = 0;
+    write_handler write_handler_;
+    std::function<void(const boost::system::error_code&)> handshake_handler_;
 };
 
 /// What async_open needs besides endpoints.

@@ -457,8 +457,7 @@ void session::finish() {
     finished_ = true;
     closing_ = true;
     boost::system::error_code ignored;
-    client_.shutdown(asio::socket_base::shutdown_both, ignored);
-    client_.close(ignored);
+    client_.close(ignored);  // no shutdown() first: nothing else holds the descriptor
     --ctx_->stats->clients;
     if (ctx_->on_session_end) ctx_->on_session_end(this);
     recycle();

@@ -211,7 +211,8 @@ def markdown(rep):
              f"({m.get('os', '')}); load average before {m.get('load_before')}, after "
              f"{m.get('load_after')}. {m['rounds']} round(s), setups alternated within each round. "
              f"redis-server {m.get('redis_server')}, redis-benchmark {m.get('redis_benchmark')}, "
-             f"stunnel {m.get('stunnel')}, haproxy {m.get('haproxy')}, OpenSSL {m.get('openssl')}; "
+             f"stunnel {m.get('stunnel')}, haproxy {m.get('haproxy')} "
+             f"({m.get('haproxy_threads', '?')} threads), OpenSSL {m.get('openssl')}; "
              f"redis-sidecar {m.get('sidecar_commit')}." +
              (f" 1-minute load average at the start of each round: "
               f"{', '.join(f'{x:.2f}' for x in m['round_load'])}." if m.get("round_load") else "") +

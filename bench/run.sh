@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # redis-sidecar against its peers, in one run, on this machine.
 #
-#   bash bench/run.sh [--quick] [--rounds N] [--nice N] [--json FILE] [--markdown FILE] [--keep-work]
+#   bash bench/run.sh [--quick] [--rounds N] [--nice N] [--haproxy-threads N] [--json FILE]
+#                     [--markdown FILE] [--keep-work]
 #
 # --nice N (e.g. -10, needs root) runs the measurements (not the build) at that niceness: on a
 # machine shared with other people's builds it keeps their compilers from setting the pace.
+# --haproxy-threads N sets haproxy's nbthread (default: haproxy's own, one per core); the
+# sidecar runs one event-loop thread, so N=1 compares the two on the same thread budget.
 #
 # One local TLS redis-server with requirepass; five ways to reach it, all on loopback:
 #   direct        redis-benchmark speaks TLS itself (--tls --cacert, -a)
@@ -22,6 +25,7 @@ root=$PWD
 
 quick=0
 niceness=0
+haproxy_threads=""
 stale_binary=""
 rounds=""
 json_out=""
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --rounds) rounds=$2; shift ;;
     --nice) niceness=$2; shift ;;
+    --haproxy-threads) haproxy_threads=$2; shift ;;
     --json) json_out=$2; shift ;;
     --markdown) md_out=$2; shift ;;
     --keep-work) keep_work=1 ;;
@@ -194,7 +199,7 @@ stunnel_pid=$!
 haproxy_port=$(free_port)
 cat > "$work/haproxy.cfg" <<EOF
 global
-  maxconn 4000
+  maxconn 4000$( [ -n "$haproxy_threads" ] && printf '\n  nbthread %s' "$haproxy_threads")
 defaults
   mode tcp
   timeout connect 5s
@@ -267,11 +272,11 @@ import json, sys
 json.dump({"nproc": $(nproc), "cpu_model": """$cpu_model""", "kernel": "$(uname -r)",
            "os": "$(. /etc/os-release; echo "$PRETTY_NAME")", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
            "load_before": "$load_before", "rounds": $rounds, "quick": bool($quick),
-           "command": "bash bench/run.sh$( [ "$quick" = 1 ] && echo ' --quick')$( [ "$niceness" != 0 ] && echo " --nice $niceness")", "niceness": $niceness,
+           "command": "bash bench/run.sh$( [ "$quick" = 1 ] && echo ' --quick')$( [ "$niceness" != 0 ] && echo " --nice $niceness")$( [ -n "$haproxy_threads" ] && echo " --haproxy-threads $haproxy_threads")", "niceness": $niceness,
            "redis_benchmark": "$(redis-benchmark --version | awk '{print $2}')",
            "redis_server": "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')",
            "stunnel": "$(stunnel4 -version 2>&1 | awk '/^stunnel/ {print $2; exit}')",
-           "haproxy": "$(haproxy -v | awk 'NR==1 {print $3}')",
+           "haproxy": "$(haproxy -v | awk 'NR==1 {print $3}')", "haproxy_threads": "$(ls "/proc/$haproxy_pid/task" 2>/dev/null | wc -l)",
            "openssl": "$(openssl version | awk '{print $2}')",
            "readiness_method": "$readiness_method", "binary_note": "$stale_binary",
            "sidecar_commit": "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- src include 2>/dev/null || echo '+local changes')"},

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <stdexcept>
@@ -162,6 +163,15 @@ void connection::resume_reading() {
 char* connection::read_buffer() {
     if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(read_buffer_size);
     return buffer_.get();
+}
+
+void connection::register_for_reading() {
+    boost::system::error_code ec;
+    const auto protocol = peer_.protocol();
+    const auto fd = socket_.release(ec);
+    if (ec) return;  // keeps the registration it has: correct, only one wake-up more per request
+    socket_.assign(protocol, fd, ec);
+    if (ec) ::close(fd);  // the connection then fails at its first read or write
 }
 
 void connection::do_read() {
@@ -523,6 +533,7 @@ private:
         }
         conn_->set_peer(ep);
         set_socket_options(conn_->socket(), options_.keepalive);
+        conn_->register_for_reading();
         trace("tcp", true, "connected to " + config::join_host_port(ep.address().to_string(), ep.port()));
         if (!conn_->tls()) {
             send_hello();

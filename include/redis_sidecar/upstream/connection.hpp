@@ -111,6 +111,11 @@ public:
     void async_handshake(std::function<void(const boost::system::error_code&)> handler);
     /// Starts the read loop (once, after the handshake).
     void start_reading();
+    /// Registers the connected socket with the reactor afresh, for reading only. async_connect
+    /// leaves EPOLLOUT in the socket's edge-triggered epoll registration for good (Asio never
+    /// drops it), and that fires at every ACK the server sends: a wake-up per request for
+    /// nothing. Costs two epoll_ctl once per connection.
+    void register_for_reading();
 
     /// What the socket BIO records between OpenSSL's calls into it.
     struct bio_state {

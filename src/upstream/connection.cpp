@@ -119,10 +119,6 @@ BIO_METHOD* socket_bio_method() {
     return method;
 }
 
-/// OpenSSL's calls need an empty error queue to report their own errors.
-void clear_openssl_errors() {
-    if (ERR_peek_error() != 0) ERR_clear_error();
-}
 
 /// Most plaintext handed to one SSL_write (a whole-or-nothing call: 64 records).
 constexpr std::size_t max_tls_write = 1024 * 1024;
@@ -212,7 +208,7 @@ void connection::tls_read() {
         reading_ = false;
         return;
     }
-    clear_openssl_errors();
+    prepare_tls_call();
     const int n = SSL_read(ssl_, read_buffer(), static_cast<int>(read_buffer_size));
     if (n > 0) {
         on_read({}, static_cast<std::size_t>(n));
@@ -273,7 +269,7 @@ void connection::tls_write() {
         }
         // SSL_write writes all it is given or nothing; a retry repeats the same arguments.
         const auto chunk = static_cast<int>(std::min(write_left_, max_tls_write));
-        clear_openssl_errors();
+        prepare_tls_call();
         const int n = SSL_write(ssl_, write_data_, chunk);
         if (n > 0) {
             write_data_ += n;
@@ -313,34 +309,38 @@ void connection::async_handshake(std::function<void(const boost::system::error_c
 }
 
 void connection::tls_handshake() {
-    clear_openssl_errors();
+    prepare_tls_call();
     const int r = SSL_do_handshake(ssl_);
-    boost::system::error_code ec;
-    if (r != 1) {
-        const int e = SSL_get_error(ssl_, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            socket_.async_wait(e == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
-                                                        : tcp::socket::wait_write,
-                               [self = shared_from_this()](const boost::system::error_code& w) {
-                                   self->after_handshake_wait(w);
-                               });
-            return;
-        }
-        ec = tls_error(e);
+    if (r == 1) {
+        finish_handshake({});
+        return;
     }
+    const int e = SSL_get_error(ssl_, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        finish_handshake(tls_error(e));
+        return;
+    }
+    socket_.async_wait(e == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) {
+                               self->finish_handshake(ec);
+                           } else {
+                               self->tls_handshake();
+                           }
+                       });
+}
+
+void connection::finish_handshake(const boost::system::error_code& ec) {
     auto handler = std::move(handshake_handler_);
     handshake_handler_ = nullptr;
     handler(ec);
 }
 
-void connection::after_handshake_wait(const boost::system::error_code& ec) {
-    if (ec) {
-        auto handler = std::move(handshake_handler_);
-        handshake_handler_ = nullptr;
-        handler(ec);
-        return;
-    }
-    tls_handshake();
+void connection::prepare_tls_call() {
+    // OpenSSL reports a call's own errors only from an empty queue; errno from an earlier
+    // EAGAIN must not be taken for this call's failure.
+    if (ERR_peek_error() != 0) ERR_clear_error();
+    bio_.last_errno = 0;
 }
 
 boost::system::error_code connection::tls_error(int ssl_error) {

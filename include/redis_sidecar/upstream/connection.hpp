@@ -133,7 +133,9 @@ private:
     void tls_write();
     void finish_write(const boost::system::error_code& ec);
     void tls_handshake();
-    void after_handshake_wait(const boost::system::error_code& ec);
+    void finish_handshake(const boost::system::error_code& ec);
+    /// Before every SSL_* call: an empty error queue and no errno left from an earlier call.
+    void prepare_tls_call();
     /// The error of a failed SSL_* call, as Asio's ssl::stream would have reported it.
     boost::system::error_code tls_error(int ssl_error);
     char* read_buffer();

@@ -11,6 +11,6 @@ else
   build=${BUILD_DIR:-build}
   extra=()
 fi
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${extra[@]}" "$@" >/dev/null
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDIS_SIDECAR_WERROR=ON "${extra[@]}" "$@" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 echo "$build"

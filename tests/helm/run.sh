@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the Helm chart (helm/redis-sidecar) and the kustomize manifests (deploy/):
 #   helm lint --strict + helm template for a matrix of values files; every rendered object validated
-#   against the strict Kubernetes 1.32 JSON schemas (../shared/k8s-schemas) with ajv; assertions on
+#   against the strict Kubernetes 1.32 JSON schemas (tests/helm/schemas, copied from kubeconform-layout schemas generated from the Kubernetes OpenAPI) with ajv; assertions on
 #   secrets, probes, REDIS_ADDR, the native sidecar and the security context; values the schema must
 #   refuse; the library-style include from a parent chart; kubectl kustomize base + overlay; and,
 #   given the built binary, the rendered sidecar env fed to `redis-sidecar config`.
@@ -14,14 +14,14 @@ chart="$repo/helm/redis-sidecar"
 helm="$repo/tools/helm"
 bin=${1:-}
 kube_version=1.32.2
-schema_dirs="$repo/../shared/k8s-schemas/v${kube_version}-standalone-strict"
+schema_dirs="$here/schemas/v${kube_version}-standalone-strict"
 
 [ -x "$helm" ] && [ -d "$here/node_modules/ajv" ] || {
   echo "run.sh: tools missing: run tests/helm/setup.sh first" >&2
   exit 2
 }
 [ -d "$schema_dirs" ] || {
-  echo "run.sh: no schemas at $schema_dirs (CI checks out shared/ beside the repo)" >&2
+  echo "run.sh: no schemas at $schema_dirs" >&2
   exit 2
 }
 command -v kubectl >/dev/null || {

@@ -16,7 +16,6 @@ namespace {
 scanner_options reader_options(std::size_t max_buffer) {
     scanner_options o = scanner_options::for_replies();
     o.resp3 = false;
-    o.max_depth = hiredis_max_depth;
     o.max_aggregate_length = default_max_reader_array;
     o.max_bulk_length =
         std::min<std::int64_t>(default_max_bulk_length, static_cast<std::int64_t>(max_buffer));

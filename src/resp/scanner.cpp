@@ -16,6 +16,10 @@ constexpr std::size_t max_number_length = 20;
 /// Most negative 64-bit integer's magnitude, the largest an integer reply may carry.
 constexpr std::uint64_t min_int64_magnitude = std::uint64_t{1} << 63;
 
+/// Most values one frame may still owe (the sum of open aggregates' lengths): 10^12, so terabytes
+/// of reply. Far above anything real; an endless stream of nested headers fails on it.
+constexpr std::int64_t max_pending = std::int64_t{1} << 40;
+
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
@@ -69,9 +73,7 @@ scanner::scanner(direction dir)
     : scanner(dir, dir == direction::command ? scanner_options::for_commands()
                                              : scanner_options::for_replies()) {}
 
-scanner::scanner(direction dir, const scanner_options& options) : dir_(dir), options_(options) {
-    options_.max_depth = std::min(options_.max_depth, max_nesting_depth);
-}
+scanner::scanner(direction dir, const scanner_options& options) : dir_(dir), options_(options) {}
 
 void scanner::reset() {
     state_ = state::frame_start;
@@ -83,7 +85,9 @@ void scanner::reset() {
 
 void scanner::begin_frame() {
     info_ = frame_info{};
-    depth_ = 0;
+    pending_ = 1;
+    top_started_ = false;
+    segments_size_ = 0;
     after_attribute_ = false;
     in_chunk_ = false;
     capture_name_ = false;
@@ -127,6 +131,8 @@ scan_result scanner::scan(std::string_view bytes) {
                     state_ = state::type_byte;
                 } else if (c == '*') {
                     info_.type = '*';
+                    top_started_ = true;
+                    pending_ = 0;  // the command takes the frame's one slot
                     kind_ = line_kind::aggregate_length;
                     type_ = c;
                     negative_ = streamed_mark_ = false;
@@ -294,7 +300,7 @@ bool scanner::fast_command(const char* data, std::size_t size, std::size_t& cons
     const char* const end = data + size;
     std::uint64_t argc = 0;
     const char* p = fast_number(data + 1, end, argc);
-    if (p == nullptr || argc == 0 || options_.max_depth == 0 ||
+    if (p == nullptr || argc == 0 ||
         argc > static_cast<std::uint64_t>(options_.max_aggregate_length)) {
         return false;
     }
@@ -373,7 +379,7 @@ bool scanner::fast_reply(const char* data, std::size_t size, std::size_t& consum
     if (data[0] == '*') {
         std::uint64_t n = 0;
         p = fast_number(data + 1, end, n);
-        if (p == nullptr || n == 0 || options_.max_depth == 0 ||
+        if (p == nullptr || n == 0 ||
             n > static_cast<std::uint64_t>(options_.max_aggregate_length)) {
             return false;
         }
@@ -408,8 +414,8 @@ error scanner::on_type_byte(char c) {
         // Inside a multibulk command: every argument is a bulk string.
         if (c != '$') return error::expected_bulk;
         begin_line(line_kind::bulk_length, c);
-        capture_name_ = depth_ == 1 && stack_[0].remaining == info_.argc;
-        return ok;
+        capture_name_ = pending_ == info_.argc;
+        return take_slot();
     }
     line_kind k{};
     bool resp3_only = true;
@@ -460,19 +466,24 @@ error scanner::on_type_byte(char c) {
             return error::invalid_reply_type;
     }
     if (resp3_only && !options_.resp3) return error::invalid_reply_type;
-    const bool top = depth_ == 0;
+    const bool top = segments_size_ == 0 && !top_started_;
     if (c == '.') {
-        if (top || after_attribute_) return error::unexpected_end_marker;
-        const level& l = stack_[depth_ - 1];
-        if (!l.streamed || (l.pairs && l.remaining % 2 != 0)) return error::unexpected_end_marker;
+        if (segments_size_ == 0 || after_attribute_) return error::unexpected_end_marker;
+        const segment& g = segments_[segments_size_ - 1];
+        if (!g.streamed || pending_ != 0 || (g.pairs && g.elements % 2 != 0)) {
+            return error::unexpected_end_marker;
+        }
     } else if (c == '|') {
+        // An attribute takes no slot: the value it annotates does.
         if (top) info_.has_attribute = true;
     } else {
         after_attribute_ = false;
         if (top) {
             info_.type = c;
             info_.is_push = c == '>';
+            top_started_ = true;
         }
+        if (const error e = take_slot(); e != ok) return e;
     }
     begin_line(k, c);
     capture_head_ = top && (c == '+' || c == '-' || c == '!');
@@ -543,8 +554,9 @@ error scanner::on_line_byte(char c) {
             const auto d = static_cast<std::uint64_t>(c - '0');
             // Only "-1" is a valid negative length; a positive one is checked against its limit
             // digit by digit, so an oversized header is refused before its CRLF.
+            // A command's negative multibulk length is any number (Redis ignores the request).
             const std::uint64_t limit =
-                negative_ ? 1
+                negative_ ? (aggregate && dir_ == direction::command ? min_int64_magnitude : 1)
                           : static_cast<std::uint64_t>(aggregate ? options_.max_aggregate_length
                                                                  : options_.max_bulk_length);
             if (magnitude_ > (limit - std::min(limit, d)) / 10 || d > limit) {
@@ -573,7 +585,8 @@ error scanner::finish_line(bool& frame_done) {
             frame_done = complete_value();
             return ok;
         case line_kind::end_marker:
-            --depth_;  // on_type_byte checked that the innermost level is streamed
+            // on_type_byte checked that the innermost segment is a complete streamed aggregate.
+            pending_ = segments_[--segments_size_].saved_pending;
             frame_done = complete_value();
             return ok;
         case line_kind::chunk_length:
@@ -599,14 +612,16 @@ error scanner::finish_line(bool& frame_done) {
             if (type_ == '=' && magnitude_ < 4) return error::invalid_verbatim_string;
             return start_payload(static_cast<std::int64_t>(magnitude_));
         case line_kind::aggregate_length: {
-            if (streamed_mark_) return push_level(0, true);
-            if (digits_ == 0) return error::invalid_multibulk_length;
-            if (negative_ && (type_ != '*' || magnitude_ != 1)) {
+            if (streamed_mark_) return open_segment(0, true);
+            if (digits_ == 0 || (negative_ && magnitude_ == 0)) {
+                return error::invalid_multibulk_length;
+            }
+            if (negative_ && dir_ == direction::reply && (type_ != '*' || magnitude_ != 1)) {
                 return error::invalid_multibulk_length;
             }
             if (negative_ || magnitude_ == 0) {
                 if (dir_ == direction::command) {
-                    // "*0" and "*-1" are empty commands Redis ignores without a reply.
+                    // "*0" and "*-N" are empty commands Redis ignores without a reply.
                     info_ = frame_info{};
                     state_ = state::frame_start;
                     return ok;
@@ -621,7 +636,8 @@ error scanner::finish_line(bool& frame_done) {
             }
             const auto n = static_cast<std::int64_t>(magnitude_);
             if (dir_ == direction::command) info_.argc = n;
-            return push_level((type_ == '%' || type_ == '|') ? 2 * n : n, false);
+            if (type_ == '|') return open_segment(2 * n, false);
+            return open_aggregate(type_ == '%' ? 2 * n : n);
         }
     }
     return ok;
@@ -640,34 +656,49 @@ error scanner::start_payload(std::int64_t length) {
     return ok;
 }
 
-error scanner::push_level(std::int64_t elements, bool streamed) {
-    if (depth_ >= options_.max_depth) return error::nesting_too_deep;
-    level& l = stack_[depth_++];
-    l.remaining = elements;
-    l.streamed = streamed;
-    l.attribute = type_ == '|';
-    l.pairs = type_ == '%' || type_ == '|';
+// A value begins: it fills one of the slots its parent is waiting for, or, directly inside a
+// streamed aggregate (which has no count), it is one more element of it.
+error scanner::take_slot() {
+    if (pending_ > 0) {
+        --pending_;
+        return ok;
+    }
+    if (segments_size_ == 0 || !segments_[segments_size_ - 1].streamed) {
+        return error::protocol_error;  // unreachable: a frame with no slot left has ended
+    }
+    ++segments_[segments_size_ - 1].elements;
+    return ok;
+}
+
+error scanner::open_aggregate(std::int64_t elements) {
+    if (pending_ > max_pending - elements) return error::nesting_too_deep;
+    pending_ += elements;
     state_ = state::type_byte;
     return ok;
 }
 
+error scanner::open_segment(std::int64_t pending, bool streamed) {
+    if (segments_size_ >= max_nesting_depth) return error::nesting_too_deep;
+    segments_[segments_size_++] = {pending_, 0, streamed, type_ == '%'};
+    pending_ = pending;
+    state_ = state::type_byte;
+    return ok;
+}
+
+// A value ended. Slots are taken when values begin, so when none is pending the innermost
+// counted aggregates are all complete: the frame ends, a streamed aggregate waits for its next
+// element or its end marker, and an attribute hands over to the value it annotates.
 bool scanner::complete_value() {
     state_ = state::type_byte;
-    while (depth_ > 0) {
-        level& l = stack_[depth_ - 1];
-        if (l.streamed) {
-            ++l.remaining;  // counts elements, for the key/value parity of a streamed map
-            return false;
-        }
-        if (--l.remaining > 0) return false;
-        --depth_;
-        if (l.attribute) {
-            // An attribute is not an element of its parent: the value it annotates is.
-            after_attribute_ = true;
-            return false;
-        }
+    while (pending_ == 0) {
+        if (segments_size_ == 0) return true;
+        const segment& g = segments_[segments_size_ - 1];
+        if (g.streamed) return false;
+        pending_ = g.saved_pending;
+        --segments_size_;
+        after_attribute_ = true;
     }
-    return !after_attribute_;
+    return false;
 }
 
 void scanner::capture_payload(const char* data, std::size_t size) {

@@ -96,7 +96,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     tight.max_line_length = 16;
     tight.max_aggregate_length = 5;
     tight.max_bulk_length = 64;
-    tight.max_depth = 3;
     scanner_options resp2 = scanner_options::for_replies();
     resp2.resp3 = false;
 

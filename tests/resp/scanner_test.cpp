@@ -250,6 +250,17 @@ std::vector<scan_case> reply_cases() {
         rep("streamed_with_attribute", "*?\r\n|1\r\n+a\r\n+b\r\n:1\r\n.\r\n", {{23, '*'}}),
         rep("depth_64", repeat("*1\r\n", 64) + ":1\r\n", {{260, '*'}}),
         rep("depth_64_plus_empty", repeat("*1\r\n", 64) + "*0\r\n", {{260, '*'}}),
+        // Counted aggregates nest without limit (a Lua script answers ~8,000 levels of "*1"
+        // and then an error); the next frame is still framed on its own.
+        rep("depth_8000_lua_stack_limit",
+            repeat("*1\r\n", 8000) + "-ERR reached lua stack limit\r\n+OK\r\n",
+            {{32000 + 30, '*'}, {5, '+', "OK"}}),
+        rep("depth_mixed_widths", "*2\r\n*3\r\n:1\r\n*1\r\n*2\r\n$1\r\na\r\n_\r\n%1\r\n+k\r\n*0\r\n"
+                                  ":2\r\n:3\r\n",
+            {{46, '*'}, {4, ':'}}),
+        rep("streamed_in_deep_counted", repeat("*1\r\n", 100) + "*?\r\n*1\r\n:1\r\n.\r\n",
+            {{400 + 15, '*'}}),
+        rep("streamed_64", repeat("*?\r\n", 64) + repeat(".\r\n", 64), {{64 * 4 + 64 * 3, '*'}}),
         // Pipelines: exact consumed counts per frame.
         rep("pipeline", "+OK\r\n:1\r\n$3\r\nfoo\r\n*-1\r\n",
             {{5, '+', "OK"}, {4, ':'}, {9, '$'}, {5, '*'}}),
@@ -295,7 +306,8 @@ std::vector<scan_case> reply_cases() {
         rep("boolean_bad", "#x\r\n", {}, error::invalid_boolean, 1),
         rep("boolean_long", "#tt\r\n", {}, error::invalid_boolean, 2),
         rep("boolean_empty", "#\r\n", {}, error::invalid_boolean, 2),
-        rep("depth_65", repeat("*1\r\n", 65) + ":1\r\n", {}, error::nesting_too_deep, 259),
+        rep("streamed_65", repeat("*?\r\n", 65), {}, error::nesting_too_deep, 259),
+        rep("attributes_65", repeat("|1\r\n", 65), {}, error::nesting_too_deep, 259),
         rep("verbatim_short", "=3\r\ntxt\r\n", {}, error::invalid_verbatim_string, 3),
         rep("verbatim_no_colon", "=5\r\ntxtxy\r\n", {}, error::invalid_verbatim_string, 7),
         rep("chunk_missing_semicolon", "$?\r\nfoo", {}, error::invalid_stream_chunk, 4),
@@ -322,10 +334,6 @@ std::vector<scan_case> reply_cases() {
                                {{11, '+', "12345678"}}, error::line_too_long, 20);
     line_limit.options.max_line_length = 8;
     v.push_back(line_limit);
-    scan_case depth_limit =
-        rep("depth_limit_option", "*1\r\n*1\r\n*1\r\n", {}, error::nesting_too_deep, 11);
-    depth_limit.options.max_depth = 2;
-    v.push_back(depth_limit);
     return v;
 }
 
@@ -381,8 +389,13 @@ std::vector<scan_case> command_cases() {
         cmd("expected_bulk_integer", "*1\r\n:1\r\n", {}, error::expected_bulk, 4),
         cmd("expected_bulk_nested", "*2\r\n$3\r\nGET\r\n*1\r\n", {}, error::expected_bulk, 13),
         cmd("multibulk_non_digit", "*x\r\n", {}, error::invalid_multibulk_length, 1),
-        cmd("multibulk_negative", "*-2\r\n", {}, error::invalid_multibulk_length, 2),
-        cmd("multibulk_minus_zero", "*-0\r\n", {}, error::invalid_multibulk_length, 4),
+        // Redis ignores a request with a negative multibulk length and serves the next one.
+        cmd("multibulk_negative_ignored", "*-10\r\n*1\r\n$4\r\nPING\r\n", {{20, '*', "ping", 1}}),
+        cmd("multibulk_most_negative_ignored", "*-9223372036854775808\r\n*1\r\n$4\r\nPING\r\n",
+            {{23 + 14, '*', "ping", 1}}),
+        cmd("command_multibulk_minus_zero", "*-0\r\n", {}, error::invalid_multibulk_length, 4),
+        cmd("multibulk_too_negative", "*-9223372036854775809\r\n", {},
+            error::invalid_multibulk_length, 20),
         cmd("multibulk_streamed", "*?\r\n", {}, error::invalid_multibulk_length, 1),
         cmd("multibulk_trailing", "*1x\r\n", {}, error::invalid_multibulk_length, 2),
         cmd("multibulk_too_long", "*1048577\r\n", {}, error::multibulk_too_long, 7),
@@ -607,12 +620,35 @@ TEST(scanner, empty_input_needs_more) {
     EXPECT_EQ(r.consumed, 0u);
 }
 
-TEST(scanner, max_depth_is_clamped_to_the_stack) {
-    scanner_options o;
-    o.max_depth = 1000;
-    scanner s(direction::reply, o);
-    const std::string deep = repeat("*1\r\n", max_nesting_depth + 1);
-    EXPECT_EQ(s.scan(deep).error, make_error_code(error::nesting_too_deep));
+TEST(scanner, deep_nesting_frames_in_constant_memory) {
+    // A million levels of "*1" then a leaf, twice: both frames end exactly where they should.
+    scanner s(direction::reply);
+    const std::string deep = repeat("*1\r\n", 1'000'000) + ":1\r\n";
+    const std::string input = deep + deep;
+    std::size_t pos = 0;
+    for (int frame = 0; frame < 2; ++frame) {
+        const scan_result r = s.scan(std::string_view(input).substr(pos));
+        ASSERT_EQ(r.status, scan_status::frame_done) << frame;
+        EXPECT_EQ(r.consumed, deep.size());
+        EXPECT_EQ(s.info().type, '*');
+        pos += r.consumed;
+    }
+    EXPECT_EQ(pos, input.size());
+}
+
+TEST(scanner, endless_nested_headers_end_in_an_error) {
+    // Each map header owes 2 * (2^32 - 1) more values; the sum is bounded (2^40, far above any
+    // real reply), so an endless stream of headers fails instead of overflowing the counter.
+    scanner s(direction::reply);
+    const std::string header = "%4294967295\r\n";
+    scan_result r;
+    int headers = 0;
+    while (headers < 1000 && r.status != scan_status::error) {
+        r = s.scan(header);
+        ++headers;
+    }
+    EXPECT_EQ(r.error, make_error_code(error::nesting_too_deep));
+    EXPECT_EQ(headers, 129);
 }
 
 struct error_reply_case {

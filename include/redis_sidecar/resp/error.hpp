@@ -46,7 +46,8 @@ enum class error {
     invalid_boolean,
     /// A simple string, error, double or big number line in a reply is longer than the limit.
     line_too_long,
-    /// Aggregates are nested deeper than the limit (64 by default, max_nesting_depth).
+    /// Streamed aggregates and attributes are nested deeper than max_nesting_depth (64), or a
+    /// reply owes more values than anything real (counted aggregates nest without limit).
     nesting_too_deep,
     /// A verbatim string (`=`) is shorter than 4 bytes or lacks the `:` after its 3-byte format.
     invalid_verbatim_string,

@@ -19,7 +19,10 @@ enum class direction : std::uint8_t {
     reply,
 };
 
-/// Capacity of the scanner's fixed nesting stack; scanner_options::max_depth cannot exceed it.
+/// Most streamed aggregates (`*? %? ~?`) and attributes (`|`) open at once in one reply. Counted
+/// aggregates (`*N %N ~N >N`) are not limited: they nest to any depth in constant memory (a Lua
+/// script can return arrays nested thousands deep). Redis itself sends neither streamed
+/// aggregates nor attributes, so the bound only keeps a hostile peer cheap.
 inline constexpr std::size_t max_nesting_depth = 64;
 /// Longest inline command line, line terminator excluded (Redis' PROTO_INLINE_MAX_SIZE).
 inline constexpr std::size_t default_max_inline_length = std::size_t{64} * 1024;
@@ -50,8 +53,6 @@ struct scanner_options {
     std::int64_t max_aggregate_length = default_max_reply_aggregate_length;
     /// Most payload bytes of one bulk string / blob error / verbatim string / streamed chunk.
     std::int64_t max_bulk_length = default_max_bulk_length;
-    /// Deepest aggregate nesting (a top-level array is depth 1); clamped to max_nesting_depth.
-    std::size_t max_depth = max_nesting_depth;
     /// Accept RESP3 types in replies. When false only `+ - : $ *` are valid (RESP2).
     bool resp3 = true;
 
@@ -145,6 +146,11 @@ struct scan_result {
 /// `;0`) and streamed aggregates (`*? %? ~?` ... `.`). Attributes (`|`) are not frames of
 /// their own: they belong to the frame of the value they precede (frame_info::has_attribute).
 /// `$-1` and `*-1` are nulls; other negative lengths are errors.
+///
+/// Framing needs no stack for counted aggregates: one counter holds how many values the current
+/// frame still needs (an aggregate of N takes its parent's slot and adds N), so any depth frames
+/// exactly in constant memory. Only streamed aggregates and attributes, whose end is not known
+/// from a count, open a segment on a small fixed stack (max_nesting_depth).
 class scanner {
   public:
     /// A scanner with the default options for `dir`.
@@ -210,18 +216,22 @@ class scanner {
         after_quote,    // after a closing quote
         ignore_rest,    // after a NUL: Redis ignores the rest of the line
     };
-    struct level {
-        std::int64_t remaining = 0;  // counted: elements left; streamed: elements seen
-        bool streamed = false;
-        bool attribute = false;
-        bool pairs = false;  // map or attribute: elements come in key/value pairs
+    // A streamed aggregate or an attribute: values inside it are counted apart from the
+    // enclosing ones, which wait in `saved_pending`.
+    struct segment {
+        std::int64_t saved_pending = 0;  // the enclosing segment's pending_ when this one opened
+        std::int64_t elements = 0;       // streamed: elements started (a map's must be even)
+        bool streamed = false;           // false: an attribute
+        bool pairs = false;              // streamed map: elements come in key/value pairs
     };
 
     error on_type_byte(char c);
     error on_line_byte(char c);
     error finish_line(bool& frame_done);
     error start_payload(std::int64_t length);
-    error push_level(std::int64_t elements, bool streamed);
+    error take_slot();
+    error open_aggregate(std::int64_t elements);
+    error open_segment(std::int64_t pending, bool streamed);
     bool complete_value();
     void capture_payload(const char* data, std::size_t size);
     error inline_byte(char c);
@@ -272,8 +282,11 @@ class scanner {
     std::size_t inline_length_ = 0;
     std::size_t arg_length_ = 0;
 
-    std::size_t depth_ = 0;
-    std::array<level, max_nesting_depth> stack_{};
+    // Values the innermost segment (or the top-level frame) still needs before it is complete.
+    std::int64_t pending_ = 1;
+    bool top_started_ = false;  // the top-level value's type byte has been seen
+    std::size_t segments_size_ = 0;
+    std::array<segment, max_nesting_depth> segments_{};
     frame_info info_;
 };
 

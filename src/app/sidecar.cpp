@@ -112,6 +112,7 @@ int sidecar::run() {
     session_context_->pool = pool_;
     session_context_->stats = &bridge_stats_;
     session_context_->client_password = s.listen.client_password;
+    session_context_->passthrough_auth = s.listen.client_auth == "passthrough";
     session_context_->upstream = &pool_->upstream();  // follows credential rotation
     session_context_->client_name = options.client_name;
     session_context_->recycle_timeout = s.pool.socket_timeout;
@@ -317,6 +318,10 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::clients_rejected, static_cast<double>(b.clients_rejected));
     r.set(m::clients_upstream_unavailable, static_cast<double>(b.upstream_unavailable));
     r.set(m::client_auth_failures, static_cast<double>(b.auth_failures));
+    r.set(m::client_auth_other_user, static_cast<double>(b.auth_other_user));
+    r.set(m::client_resets, static_cast<double>(b.client_resets));
+    r.set(m::upstream_identity_discards, static_cast<double>(b.identity_discards));
+    r.set(m::reply_framing_errors, static_cast<double>(b.reply_framing_errors));
     r.set(m::commands_forwarded, static_cast<double>(b.commands_forwarded));
     r.set(m::commands_intercepted, static_cast<double>(b.commands_intercepted));
     r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));

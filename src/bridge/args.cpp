@@ -23,7 +23,28 @@ int hex(char c) {
 
 }  // namespace
 
+std::string_view skip_empty_commands(std::string_view frame) {
+    while (!frame.empty()) {
+        const auto eol = frame.find('\n');
+        if (eol == std::string_view::npos) break;
+        const auto line = frame.substr(0, eol);
+        bool empty = false;
+        if (line.front() == '*') {
+            long long n = 1;
+            const auto end = line.back() == '\r' ? line.size() - 1 : line.size();
+            std::from_chars(line.data() + 1, line.data() + end, n);
+            empty = n <= 0;
+        } else {
+            empty = line.find_first_not_of(" \t\r\v\f") == std::string_view::npos;
+        }
+        if (!empty) break;
+        frame.remove_prefix(eol + 1);
+    }
+    return frame;
+}
+
 std::vector<std::string> split_multibulk(std::string_view frame) {
+    frame = skip_empty_commands(frame);
     std::size_t pos = 0;
     while (pos < frame.size() && frame[pos] == '*') {
         ++pos;
@@ -43,6 +64,7 @@ std::vector<std::string> split_multibulk(std::string_view frame) {
 }
 
 std::vector<std::string> split_inline(std::string_view frame) {
+    frame = skip_empty_commands(frame);
     std::vector<std::string> args;
     std::size_t i = 0;
     const auto n = frame.size();

@@ -13,22 +13,14 @@ namespace {
 class recycler final : public upstream::reader, public std::enable_shared_from_this<recycler> {
 public:
     recycler(std::shared_ptr<session_context> ctx, std::shared_ptr<upstream::connection> c,
-             const resp::scanner& scanner)
-        : ctx_(std::move(ctx)), conn_(std::move(c)), scanner_(scanner), timer_(conn_->get_executor()) {}
+             const resp::scanner& scanner, std::optional<std::uint64_t> owed)
+        : ctx_(std::move(ctx)), conn_(std::move(c)), scanner_(scanner), owed_(owed),
+          timer_(conn_->get_executor()) {}
 
     void start(std::string leftover) {
-        const auto& up = *ctx_->upstream;
-        std::vector<std::string_view> hello = {"HELLO", "2"};
-        const std::string user = up.username.value_or("default");
-        if (up.password) hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
-        if (!ctx_->client_name.empty()) hello.insert(hello.end(), {"SETNAME", ctx_->client_name});
-        commands_ = resp::format_command({"RESET"}) + resp::format_command(hello);
-        after_reset_ = 1;
-        const std::string db = std::to_string(up.db);
-        if (up.db != 0) {
-            commands_ += resp::format_command({"SELECT", db});
-            ++after_reset_;
-        }
+        auto reauth = make_reauth_pipeline(*ctx_);
+        commands_ = resp::format_command({"RESET"}) + std::move(reauth.commands);
+        after_reset_ = reauth.replies;
         timer_.expires_after(ctx_->recycle_timeout);
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             if (!ec) self->done(false, "timed out");
@@ -53,7 +45,8 @@ public:
     }
 
 private:
-    // Frames before RESET's "+RESET" are what the old client was owed; after it, our replies.
+    // The replies the old client was owed come first (counted, or up to the first "+RESET" when
+    // it left request/reply), then RESET's, then the re-authentication's.
     bool consume(std::string_view bytes) {
         while (!bytes.empty() && !finished_) {
             const auto r = scanner_.scan(bytes);
@@ -62,9 +55,17 @@ private:
             if (r.status != resp::scan_status::frame_done) break;
             const auto& info = scanner_.info();
             if (!seen_reset_) {
-                if (info.type == '+' && info.head() == "RESET") seen_reset_ = true;
-                if (info.type == '-' && info.head().substr(0, 11) == "ERR unknown") {
+                if (owed_ && *owed_ > 0) {
+                    if (!info.is_push) --*owed_;
+                    continue;
+                }
+                const bool is_reset = info.type == '+' && info.head() == "RESET";
+                if (is_reset) {
+                    seen_reset_ = true;
+                } else if (info.type == '-' && info.head().substr(0, 11) == "ERR unknown") {
                     return done(false, "server has no RESET (Redis < 6.2)");
+                } else if (owed_ && !info.is_push) {
+                    return done(false, "unexpected reply before RESET's");
                 }
                 continue;
             }
@@ -95,19 +96,36 @@ private:
     std::shared_ptr<session_context> ctx_;
     std::shared_ptr<upstream::connection> conn_;
     resp::scanner scanner_;
+    std::optional<std::uint64_t> owed_;
     asio::steady_timer timer_;
     std::string commands_;
-    int after_reset_ = 0;
+    std::uint64_t after_reset_ = 0;
     bool seen_reset_ = false;
     bool finished_ = false;
 };
 
 }  // namespace
 
+reauth_pipeline make_reauth_pipeline(const session_context& context) {
+    const auto& up = *context.upstream;
+    std::vector<std::string_view> hello = {"HELLO", "2"};
+    const std::string user = up.username.value_or("default");
+    if (up.password) hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
+    if (!context.client_name.empty()) hello.insert(hello.end(), {"SETNAME", context.client_name});
+    reauth_pipeline p{resp::format_command(hello), 1};
+    if (up.db != 0) {
+        p.commands += resp::format_command({"SELECT", std::to_string(up.db)});
+        ++p.replies;
+    }
+    return p;
+}
+
 void recycle_with_reset(const std::shared_ptr<session_context>& context,
                         std::shared_ptr<upstream::connection> connection,
-                        const resp::scanner& scanner, std::string leftover) {
-    std::make_shared<recycler>(context, std::move(connection), scanner)->start(std::move(leftover));
+                        const resp::scanner& scanner, std::string leftover,
+                        std::optional<std::uint64_t> owed) {
+    std::make_shared<recycler>(context, std::move(connection), scanner, owed)
+        ->start(std::move(leftover));
 }
 
 }  // namespace redis_sidecar::bridge

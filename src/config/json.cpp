@@ -50,6 +50,7 @@ nlohmann::json to_json(const settings& s) {
         {"max_clients", s.listen.max_clients},
         {"client_password",
          s.listen.client_password ? nlohmann::json(secret::redacted) : nlohmann::json(nullptr)},
+        {"client_auth", s.listen.client_auth},
     };
     j["lifecycle"] = {
         {"readiness", s.lifecycle.readiness},

@@ -456,6 +456,18 @@ void resolve_local(const source_reader& src, resolution& r) {
         r.values.sources["listen.client_password"] = "default";
     }
 
+    field<std::string> client_auth("listen.client_auth");
+    const auto auth_modes = [](const raw& v) { return as_one_of(v, {"local", "passthrough"}); };
+    add(client_auth, src.flag("--client-auth"), auth_modes);
+    add(client_auth, src.env("REDIS_SIDECAR_CLIENT_AUTH"), auth_modes);
+    add(client_auth, src.yaml("listen.client_auth"), auth_modes);
+    s.listen.client_auth = client_auth.pick(s.listen.client_auth, r);
+    if (s.listen.client_auth == "passthrough" && s.listen.client_password) {
+        throw config_error(
+            "REDIS_SIDECAR_CLIENT_AUTH=passthrough lets the upstream check each client's AUTH; "
+            "REDIS_SIDECAR_CLIENT_PASSWORD (a local password) cannot be set with it");
+    }
+
     field<std::string> readiness("lifecycle.readiness");
     const auto policies = [](const raw& v) { return as_one_of(v, {"upstream", "primary", "local"}); };
     add(readiness, src.flag("--readiness"), policies);

@@ -31,6 +31,7 @@ const std::set<std::string>& yaml_keys() {
         "log.format",             "listen.max_clients",
         "lifecycle.readiness",    "lifecycle.min_drain",
         "lifecycle.max_drain",    "pool.health_check_interval",
+        "listen.client_auth",
     };
     return keys;
 }
@@ -90,6 +91,7 @@ const std::vector<flag_spec>& flag_specs() {
         {"--log-format", false, "json or text"},
         {"--max-clients", false, "local clients at once; like REDIS_SIDECAR_MAX_CLIENTS"},
         {"--readiness", false, "readiness policy: upstream, primary or local"},
+        {"--client-auth", false, "client AUTH: local (the sidecar's user) or passthrough"},
         {"--min-drain", false, "after SIGTERM, keep accepting this long (default 0s)"},
         {"--max-drain", false, "after SIGTERM, wait this long for clients (default 30s)"},
     };

@@ -480,6 +480,7 @@ server_info parse_hello(const resp::reply& r) {
         if (key == "version") info.version = value.str;
         if (key == "role") info.role = value.str;
         if (key == "mode") info.mode = value.str;
+        if (key == "id") info.client_id = value.integer;
     }
     return info;
 }

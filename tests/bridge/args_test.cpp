@@ -30,7 +30,9 @@ INSTANTIATE_TEST_SUITE_P(
                       inline_case{"AUTH 'it\\'s'\r\n", {"AUTH", "it's"}},
                       inline_case{"AUTH \"\"\r\n", {"AUTH", ""}},
                       inline_case{"HELLO 3 AUTH default pw\r\nPING\r\n",
-                                  {"HELLO", "3", "AUTH", "default", "pw"}}));
+                                  {"HELLO", "3", "AUTH", "default", "pw"}},
+                      // Empty multibulk commands before an inline one are skipped too.
+                      inline_case{"*-3\r\n*0\r\n \r\nCLIENT GETNAME\r\n", {"CLIENT", "GETNAME"}}));
 
 TEST(split_multibulk, takes_binary_arguments_as_they_are) {
     static constexpr char bytes[] = "*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$5\r\np\r\n\0w\r\n";
@@ -41,6 +43,8 @@ TEST(split_multibulk, takes_binary_arguments_as_they_are) {
 TEST(split_multibulk, skips_empty_commands_before_it) {
     EXPECT_EQ(split_multibulk("*0\r\n*1\r\n$4\r\nQUIT\r\n"), args{"QUIT"});
     EXPECT_EQ(split_multibulk("*-1\r\n*2\r\n$4\r\nAUTH\r\n$0\r\n\r\n"), (args{"AUTH", ""}));
+    // Blank inline lines and any negative length (Redis ignores both) before it.
+    EXPECT_EQ(split_multibulk("\r\n  \n*-10\r\n*1\r\n$5\r\nRESET\r\n"), args{"RESET"});
 }
 
 }  // namespace

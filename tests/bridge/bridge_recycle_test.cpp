@@ -68,15 +68,25 @@ TEST_F(bridge_recycle, a_client_without_state_leaves_the_same_connection_without
     EXPECT_EQ(server_command_calls("reset"), resets_before) << "a clean connection was RESET";
 }
 
-TEST_F(bridge_recycle, client_id_shows_reuse_after_reset) {
+TEST_F(bridge_recycle, client_setname_is_undone_by_reset_on_the_same_connection) {
     ASSERT_NO_FATAL_FAILURE(start_single_connection());
-    // CLIENT changes connection state in general, so asking for the id makes the connection go
-    // through RESET; it stays the same connection.
+    const auto id = the_connection();
+    ASSERT_FALSE(id.empty());
+    EXPECT_EQ(trim(cli({"CLIENT", "SETNAME", "mine"}).out), "OK");
+    EXPECT_EQ(trim(cli({"CLIENT", "GETNAME"}).out), "") << "the next client set no name";
+    EXPECT_EQ(the_connection(), id) << "a renamed connection goes through RESET, not away";
+    EXPECT_GE(server_command_calls("reset"), 1);
+}
+
+TEST_F(bridge_recycle, a_client_that_learned_its_id_takes_the_connection_with_it) {
+    ASSERT_NO_FATAL_FAILURE(start_single_connection());
+    // Another client may name that id (CLIENT TRACKING … REDIRECT, CLIENT KILL ID, CLIENT
+    // UNBLOCK): the connection must not serve anyone else.
     const auto first = trim(cli({"CLIENT", "ID"}).out);
     const auto second = trim(cli({"CLIENT", "ID"}).out);
     EXPECT_FALSE(first.empty());
-    EXPECT_EQ(first, second);
-    EXPECT_GE(server_command_calls("reset"), 1);
+    EXPECT_NE(first, second);
+    EXPECT_TRUE(eventually([&] { return sidecar_connection_ids().count(first) == 0; }, 10s));
 }
 
 TEST_F(bridge_recycle, a_client_that_gets_no_connection_is_told_and_closed) {
@@ -189,9 +199,11 @@ std::vector<leftover_case> leftover_cases() {
          [](bridge_fixture&, redis_server&, resp_client& c) {
              EXPECT_EQ(c.call({"CLIENT", "SETNAME", "someone-else"}).text(), "OK");
          },
-         [](redis_server&, resp_client& c) {
-             const auto name = c.call({"CLIENT", "GETNAME"}).text();
-             EXPECT_EQ(name.rfind("\"redis-sidecar:", 0), 0u) << name;
+         [](redis_server& redis, resp_client& c) {
+             EXPECT_EQ(c.call({"CLIENT", "GETNAME"}).text(), "(nil)") << "this client set none";
+             const auto list = redis.cli({"CLIENT", "LIST"}).out;
+             EXPECT_EQ(list.find("name=someone-else"), std::string::npos) << list;
+             EXPECT_NE(list.find("name=redis-sidecar:"), std::string::npos) << list;
          }},
         {"blocked_forever",
          [](bridge_fixture& f, redis_server&, resp_client& c) {

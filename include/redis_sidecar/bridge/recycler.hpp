@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "redis_sidecar/resp/scanner.hpp"
@@ -10,15 +12,26 @@ namespace redis_sidecar::bridge {
 
 struct session_context;
 
+/// What makes a RESET connection the sidecar's again: HELLO 2 [AUTH user password] [SETNAME
+/// name], then SELECT db when db is not 0, with the pool's current credentials.
+struct reauth_pipeline {
+    std::string commands;
+    std::uint64_t replies = 0;  ///< replies the commands produce
+};
+reauth_pipeline make_reauth_pipeline(const session_context& context);
+
 /// Returns a connection a client left with state (MULTI, SELECT, SUBSCRIBE, replies in flight)
-/// to the pool clean: sends RESET, HELLO 2 [AUTH] SETNAME and SELECT, skips every frame up to
-/// RESET's reply (`scanner` continues the reply stream where the client's session left it, and
-/// `leftover` holds bytes already read but not delivered), checks the replies that follow, and
-/// only then releases it as reusable. Any error, unexpected reply or the context's
-/// recycle_timeout closes the connection instead (also the answer of servers before 6.2, which
-/// have no RESET).
+/// to the pool clean: sends RESET and the reauth_pipeline, skips the replies the old client was
+/// still owed, checks RESET's reply and the ones that follow, and only then releases it as
+/// reusable. `scanner` continues the reply stream where the client's session left it and
+/// `leftover` holds bytes already read but not delivered. `owed` is how many replies (pushes
+/// aside) are still in flight; nullopt when the client left request/reply (pub/sub, MONITOR):
+/// then every frame up to the first "+RESET" is skipped. Any error, unexpected reply or the
+/// context's recycle_timeout closes the connection instead (also the answer of servers before
+/// 6.2, which have no RESET).
 void recycle_with_reset(const std::shared_ptr<session_context>& context,
                         std::shared_ptr<upstream::connection> connection,
-                        const resp::scanner& scanner, std::string leftover);
+                        const resp::scanner& scanner, std::string leftover,
+                        std::optional<std::uint64_t> owed);
 
 }  // namespace redis_sidecar::bridge

@@ -28,6 +28,14 @@ struct session_context {
     bridge_stats* stats = nullptr;
     /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: any AUTH is OK.
     std::optional<config::secret> client_password;
+    /// REDIS_SIDECAR_CLIENT_AUTH=passthrough: clients' AUTH and HELLO … AUTH go to the upstream.
+    bool passthrough_auth = false;
+    /// A local AUTH naming another user than the sidecar's has been logged (once per process).
+    bool other_user_logged = false;
+    /// CLIENT IDs that a client named in CLIENT TRACKING … REDIRECT: the connection with that
+    /// id is closed, not reused, when its client leaves. Bounded: the oldest are forgotten.
+    std::deque<long long> redirect_targets;
+    static constexpr std::size_t max_redirect_targets = 1024;
     /// For the RESET path: the upstream's credentials, db and client name, re-applied.
     const config::upstream_settings* upstream = nullptr;
     std::string client_name;
@@ -38,8 +46,11 @@ struct session_context {
 };
 
 /// One local client bridged onto one leased upstream connection. The lease is taken at the
-/// client's first command and held until it leaves; AUTH, HELLO … AUTH and QUIT are answered
-/// locally; everything else is forwarded byte for byte. Single-threaded (the io_context's).
+/// client's first command and held until it leaves. AUTH, HELLO … AUTH, QUIT and CLIENT GETNAME
+/// (of a client that set no name) are answered locally; RESET is forwarded with the sidecar's
+/// re-authentication behind it, whose replies the client never sees; everything else is
+/// forwarded byte for byte (README: "Commands the sidecar answers, rewrites or pins").
+/// Single-threaded (the io_context's).
 class session final : public std::enable_shared_from_this<session>, private upstream::reader {
 public:
     /// Bytes read from a client per read (into a buffer all sessions of a thread share).
@@ -58,11 +69,19 @@ public:
 
 private:
     enum class frame_mode { undecided, forward, intercept, discard };
-    /// Replies the client is owed, in order: a run of upstream replies, or one local reply.
+    /// Replies the client is owed, in order. RESP3 pushes are no replies: they pass through.
     struct slot {
-        std::uint64_t upstream_replies = 0;
-        std::string local;     // non-empty: a reply answered by the sidecar
-        bool close_after = false;  // QUIT
+        enum class kind : std::uint8_t {
+            upstream,   // `replies` upstream replies, delivered
+            local,      // one reply answered by the sidecar
+            swallow,    // `replies` upstream replies to the sidecar's own commands, checked
+            untracked,  // pub/sub, MONITOR, CLIENT REPLY OFF: every frame delivered, uncounted
+        };
+        kind what = kind::upstream;
+        std::uint64_t replies = 0;
+        std::string local;
+        bool close_after = false;    // local: QUIT
+        bool ends_at_reset = false;  // untracked: a RESET was sent; its "+RESET" ends the slot
     };
 
     // Client side.
@@ -73,8 +92,17 @@ private:
     void decide(std::string_view name, bool too_long);
     void end_frame();
     void on_forwarded_command(std::string_view name);
+    void leave_request_reply();
     void answer_locally(std::string reply, bool close_after = false);
     void handle_intercepted(std::string_view frame, bool is_inline);
+    void handle_hello(const std::vector<std::string>& args, std::string_view frame);
+    void handle_client(const std::vector<std::string>& args, std::string_view frame);
+    void handle_reset(std::string_view frame);
+    void forward_held(std::string_view frame, std::string_view name);
+    void note_other_user(std::string_view user);
+    bool swallow_frame();
+    void note_error_reply(const resp::frame_info& info);
+    void unframable_reply();
     void flush_to_upstream();
     void acquire_upstream();
     void continue_client();
@@ -125,6 +153,12 @@ private:
     std::uint64_t last_blocking_reply_ = 0;
 
     bool authenticated_ = false;
+    bool client_named_ = false; // the client set its own name (CLIENT SETNAME, HELLO SETNAME)
+    bool resp3_ = false;        // the client switched to RESP3 (HELLO 3): local nils are "_"
+    // The client learned the connection's identity (CLIENT ID / INFO) or turned on tracking:
+    // other clients may refer to it (REDIRECT), so it is closed, never reused, when it leaves.
+    bool identity_exposed_ = false;
+    bool reply_broken_ = false; // an upstream reply could not be framed: close the client
     bool dirty_ = false;        // connection state changed (MULTI, SELECT, SUBSCRIBE, ...)
     bool untracked_ = false;    // subscribed / MONITOR: replies no longer match commands
     bool mid_frame_ = false;    // part of a command was forwarded, not all of it

@@ -25,6 +25,10 @@ struct bridge_stats {
     std::uint64_t loading_replies = 0;
     std::uint64_t upstream_unavailable = 0;  ///< clients closed because no connection came
     std::uint64_t auth_failures = 0;         ///< wrong local client password
+    std::uint64_t client_resets = 0;         ///< client RESETs (connection re-authenticated)
+    std::uint64_t auth_other_user = 0;       ///< local AUTH naming another user than ours
+    std::uint64_t identity_discards = 0;     ///< closed: the client learned its identity
+    std::uint64_t reply_framing_errors = 0;  ///< clients closed: an upstream reply was not RESP
 };
 
 }  // namespace redis_sidecar::bridge

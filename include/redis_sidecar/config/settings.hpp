@@ -51,6 +51,11 @@ struct listen_settings {
     unsigned max_clients = 10000;                        ///< local clients at once (maxclients)
     /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: AUTH optional.
     std::optional<secret> client_password;
+    /// REDIS_SIDECAR_CLIENT_AUTH: "local" (a client's AUTH is answered by the sidecar; commands
+    /// run as the sidecar's upstream user) or "passthrough" (a client's AUTH / HELLO AUTH goes to
+    /// the upstream on the client's own connection, which is reset and re-authenticated as the
+    /// sidecar's user before anyone else uses it). Passthrough excludes client_password.
+    std::string client_auth = "local";
 };
 
 /// Probes and shutdown.

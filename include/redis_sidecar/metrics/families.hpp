@@ -123,6 +123,18 @@ inline constexpr family clients_upstream_unavailable{
 inline constexpr family client_auth_failures{"redis_sidecar_client_auth_failures_total",
                                              metric_type::counter,
                                              "Local clients that sent a wrong password."};
+/// Local AUTH / HELLO AUTH naming another user than the sidecar's (REDIS_SIDECAR_CLIENT_AUTH=local).
+inline constexpr family client_auth_other_user{
+    "redis_sidecar_client_auth_other_user_total", metric_type::counter,
+    "Local AUTHs naming another user than the sidecar's; their commands run as the sidecar's user."};
+/// Client RESETs: the connection was reset and re-authenticated as the sidecar's user.
+inline constexpr family client_resets{
+    "redis_sidecar_client_resets_total", metric_type::counter,
+    "Client RESETs (the upstream connection reset and re-authenticated as the sidecar's user)."};
+/// Clients closed because an upstream reply could not be framed.
+inline constexpr family reply_framing_errors{
+    "redis_sidecar_reply_framing_errors_total", metric_type::counter,
+    "Local clients closed because an upstream reply was not valid RESP."};
 /// Complete commands sent upstream.
 inline constexpr family commands_forwarded{"redis_sidecar_commands_forwarded_total",
                                            metric_type::counter,
@@ -148,6 +160,11 @@ inline constexpr family upstream_recycles{
 inline constexpr family upstream_recycle_discards{
     "redis_sidecar_upstream_recycle_discards_total", metric_type::counter,
     "Upstream connections closed after a client left instead of being returned."};
+/// Upstream connections closed after their client learned the connection's identity.
+inline constexpr family upstream_identity_discards{
+    "redis_sidecar_upstream_identity_discards_total", metric_type::counter,
+    "Upstream connections closed, not reused, because their client learned the connection's "
+    "identity (CLIENT ID / INFO) or turned on tracking."};
 /// Clients that sent something that is not RESP.
 inline constexpr family client_protocol_errors{
     "redis_sidecar_client_protocol_errors_total", metric_type::counter,
@@ -214,7 +231,7 @@ inline constexpr family pool_failover_discards{"redis_sidecar_pool_failover_disc
                                                "Idle upstream connections dropped because the upstream was demoted."};
 
 /// Every family, in export order.
-inline constexpr std::array<const family*, 41> all_families = {
+inline constexpr std::array<const family*, 45> all_families = {
     &pool_connections_open,
     &pool_connections_idle,
     &pool_connections_leased,
@@ -236,6 +253,10 @@ inline constexpr std::array<const family*, 41> all_families = {
     &clients_rejected,
     &clients_upstream_unavailable,
     &client_auth_failures,
+    &client_auth_other_user,
+    &client_resets,
+    &reply_framing_errors,
+    &upstream_identity_discards,
     &commands_forwarded,
     &commands_intercepted,
     &client_received_bytes,

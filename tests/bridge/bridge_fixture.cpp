@@ -146,6 +146,73 @@ std::optional<resp_value> parse_reply(std::string_view bytes, std::size_t& pos) 
     return v;
 }
 
+std::optional<std::size_t> reply_end(std::string_view bytes, std::size_t pos) {
+    std::size_t p = pos;
+    // Values still owed: an aggregate pays for its own slot and adds one per element, so a
+    // counter replaces the recursion parse_reply does.
+    long long pending = 1;
+    while (pending > 0) {
+        if (p >= bytes.size()) return std::nullopt;
+        const char type = bytes[p++];
+        const auto line = line_at(bytes, p);
+        if (!line) return std::nullopt;
+        switch (type) {
+            case '+':
+            case '-':
+            case ':':
+            case '_':
+            case ',':
+            case '(':
+            case '#':
+                --pending;
+                break;
+            case '$':
+            case '=':
+            case '!': {
+                const auto n = to_number(*line);
+                if (n >= 0) {
+                    const auto len = static_cast<std::size_t>(n);
+                    if (bytes.size() < p + len + 2) return std::nullopt;
+                    if (bytes.substr(p + len, 2) != "\r\n") {
+                        throw std::runtime_error("not RESP: bulk without CRLF");
+                    }
+                    p += len + 2;
+                }
+                --pending;
+                break;
+            }
+            case '*':
+            case '~':
+            case '>':
+            case '%': {
+                const auto n = to_number(*line);
+                --pending;
+                if (n > 0) pending += n * (type == '%' ? 2 : 1);
+                break;
+            }
+            case '|':  // an attribute map comes before the value it describes
+                pending += 2 * to_number(*line);
+                break;
+            default:
+                throw std::runtime_error("not RESP: type byte '" + std::string(1, type) + "' in '" +
+                                         std::string(bytes.substr(p - 1, 80)) + "'");
+        }
+    }
+    return p;
+}
+
+double metric_sum(const std::string& text, const std::string& name) {
+    double sum = 0;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind(name, 0) != 0) continue;
+        const auto rest = line.substr(name.size());
+        if (!rest.empty() && rest[0] != ' ' && rest[0] != '{') continue;  // a longer name
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+}
+
 // ---------------------------------------------------------------------------------------------
 // resp_client
 
@@ -230,6 +297,22 @@ resp_value resp_client::read(std::chrono::milliseconds timeout) {
     }
 }
 
+std::string resp_client::read_raw(std::chrono::milliseconds timeout) {
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+        if (const auto end = reply_end(buf_, pos_)) {
+            std::string reply = buf_.substr(pos_, *end - pos_);
+            pos_ = *end;
+            return reply;
+        }
+        if (!fill(deadline)) {
+            throw std::runtime_error("connection closed by the peer (have " +
+                                     std::to_string(buf_.size() - pos_) + " bytes: '" +
+                                     buf_.substr(pos_, 200) + "')");
+        }
+    }
+}
+
 resp_value resp_client::call(const std::vector<std::string>& args,
                              std::chrono::milliseconds timeout) {
     send(args, timeout);
@@ -262,6 +345,11 @@ void bridge_fixture::start(bridge_options options) {
     ro.acl_users = {"user " + std::string(upstream_user) + " on >" + std::string(upstream_password) +
                     " ~* &* +@all"};
     ro.extra_config_lines = options.redis_config;
+    if (options.direct_port) {
+        // After our `port 0`, so it wins; `bind 127.0.0.1` keeps it on loopback.
+        direct_port_ = free_tcp_port();
+        ro.extra_config_lines.push_back("port " + std::to_string(direct_port_));
+    }
     redis_ = std::make_unique<redis_server>(ro);
     redis_->start();
 
@@ -277,7 +365,8 @@ void bridge_fixture::start(bridge_options options) {
     env["REDIS_PASSWORD"] = std::string(upstream_password);
     env["REDIS_SIDECAR_LISTEN"] = "127.0.0.1:" + std::to_string(port_);
     env["REDIS_SIDECAR_SOCKET"] = socket_path_;
-    env["REDIS_SIDECAR_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(free_tcp_port());
+    http_port_ = free_tcp_port();
+    env["REDIS_SIDECAR_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(http_port_);
     env["REDIS_SIDECAR_LOG_FORMAT"] = "text";
     env["REDIS_SIDECAR_MAX_DRAIN"] = "5s";  // bounds the exit in TearDown
     for (const auto& [k, v] : options.env) env[k] = v;
@@ -350,6 +439,41 @@ process_result bridge_fixture::cli_unix(const std::vector<std::string>& args,
     std::vector<std::string> argv = {"redis-cli", "-s", socket_path_};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, base_env(), timeout);
+}
+
+resp_client bridge_fixture::direct_client() const {
+    if (direct_port_ == 0) throw std::runtime_error("direct_client() needs options.direct_port");
+    auto c = resp_client::tcp(direct_port_);
+    const auto auth = c.call({"AUTH", std::string(upstream_user), std::string(upstream_password)});
+    if (auth.text() != "OK") throw std::runtime_error("direct AUTH failed: " + auth.text());
+    return c;
+}
+
+std::string bridge_fixture::metrics() const {
+    const auto deadline = clock::now() + 5s;
+    auto fd = connect_tcp("127.0.0.1", http_port_, 2s);
+    if (!fd) return {};
+    const std::string request =
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+        return {};
+    }
+    std::string response;
+    for (;;) {
+        pollfd p{fd.get(), POLLIN, 0};
+        const int r = ::poll(&p, 1, remaining_ms(deadline));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return {};  // timed out: no complete answer
+        char chunk[16384];
+        const auto n = ::recv(fd.get(), chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        response.append(chunk, static_cast<std::size_t>(n));
+    }
+    const auto body = response.find("\r\n\r\n");
+    if (response.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return {};
+    return response.substr(body + 4);
 }
 
 std::string bridge_fixture::server_info_field(const std::string& section, const std::string& field) {

@@ -66,6 +66,9 @@ class resp_client {
     /// True if the peer closes the connection within `timeout` (bytes before the close are
     /// dropped into `*rest` when given).
     bool wait_closed(std::chrono::milliseconds timeout, std::string* rest = nullptr);
+    /// Reads one reply and returns its bytes exactly as they came (any nesting depth: the reply
+    /// is delimited without recursion, so thousands of levels are fine).
+    std::string read_raw(std::chrono::milliseconds timeout = 5s);
     /// True if nothing arrives and the connection stays open for `quiet`.
     bool silent_for(std::chrono::milliseconds quiet);
     /// Closes the socket now (RST-free: a plain close).
@@ -90,6 +93,15 @@ std::string encode_command(const std::vector<std::string>& args);
 /// unchanged). Throws std::runtime_error on bytes that are not RESP.
 std::optional<resp_value> parse_reply(std::string_view bytes, std::size_t& pos);
 
+/// Where the complete reply starting at `pos` of `bytes` ends (one past its last byte); nullopt
+/// if more bytes are needed. Iterative, so any depth of nesting. Throws std::runtime_error on
+/// bytes that are not RESP.
+std::optional<std::size_t> reply_end(std::string_view bytes, std::size_t pos);
+
+/// The sum of every sample of metric family `name` in Prometheus text (all label sets); 0 when
+/// absent.
+double metric_sum(const std::string& text, const std::string& name);
+
 // ---------------------------------------------------------------------------------------------
 // Server + sidecar
 
@@ -99,6 +111,9 @@ struct bridge_options {
     env_map env;
     /// Extra redis.conf lines for the upstream.
     std::vector<std::string> redis_config;
+    /// Also open a plain-TCP port on the upstream (loopback only) for direct_client(): the
+    /// reference a test compares the bridge's behaviour against.
+    bool direct_port = false;
 };
 
 /// A GoogleTest fixture owning a TLS redis-server (ACL user `app`) and the sidecar binary in
@@ -127,6 +142,15 @@ class bridge_fixture : public ::testing::Test {
                             std::chrono::milliseconds timeout = 10s) const;
     /// A raw client on the bridge's TCP port.
     resp_client client() const { return resp_client::tcp(port_); }
+    /// A raw client straight to the upstream's plain port (needs options.direct_port), logged
+    /// in as the sidecar's ACL user: what a client of the bridge should be indistinguishable from.
+    resp_client direct_client() const;
+    std::uint16_t direct_port() const { return direct_port_; }
+
+    /// The sidecar's admin HTTP port (unless the test overrode REDIS_SIDECAR_HTTP_ADDR).
+    std::uint16_t http_port() const { return http_port_; }
+    /// The body of GET /metrics ("" when nothing answered).
+    std::string metrics() const;
 
     /// INFO field `field` of the upstream (read with the server's own cli): "" when absent.
     std::string server_info_field(const std::string& section, const std::string& field);
@@ -138,6 +162,8 @@ class bridge_fixture : public ::testing::Test {
     std::unique_ptr<child_process> sidecar_;
     std::unique_ptr<temp_dir> dir_;
     std::uint16_t port_ = 0;
+    std::uint16_t direct_port_ = 0;
+    std::uint16_t http_port_ = 0;
     std::string socket_path_;
     std::optional<std::string> client_password_;
     bool stopped_ = false;

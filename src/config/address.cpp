@@ -161,11 +161,18 @@ bool is_ip_literal(std::string_view host) {
     return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
+// Appended piece by piece: `"[" + std::string(host)` inserts at the front of a temporary, and
+// GCC 12 at -O3 reports that memmove as a -Wrestrict overlap (a false positive, GCC bug 105329).
 std::string join_host_port(std::string_view host, std::uint16_t port) {
-    if (host.find(':') != std::string_view::npos) {
-        return "[" + std::string(host) + "]:" + std::to_string(port);
-    }
-    return std::string(host) + ":" + std::to_string(port);
+    const bool bracket = host.find(':') != std::string_view::npos;
+    std::string out;
+    out.reserve(host.size() + 8);
+    if (bracket) out.push_back('[');
+    out.append(host);
+    if (bracket) out.push_back(']');
+    out.push_back(':');
+    out.append(std::to_string(port));
+    return out;
 }
 
 parsed_address parse_address(std::string_view value) {

@@ -85,9 +85,17 @@ std::string format_line(level l, std::string_view msg, std::initializer_list<fie
         }
         line += "}\n";
     } else {
-        line += timestamp() + " " + name(l) + " " + std::string(msg);
+        // Appended piece by piece: `" " + std::string(k)` inserts at the front of a temporary,
+        // which GCC 12 at -O3 reports as a -Wrestrict overlap (a false positive, GCC bug 105329).
+        line += timestamp();
+        line.push_back(' ');
+        line += name(l);
+        line.push_back(' ');
+        line += msg;
         for (const auto& [k, v] : fields) {
-            line += " " + std::string(k) + "=";
+            line.push_back(' ');
+            line += k;
+            line.push_back('=');
             if (v.find(' ') != std::string_view::npos || v.empty()) {
                 append_json_string(line, v);
             } else {

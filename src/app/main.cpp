@@ -10,11 +10,9 @@
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "check.hpp"
+#include "lifecycle_cli.hpp"
 #include "sidecar.hpp"
-
-#ifndef REDIS_SIDECAR_VERSION
-#define REDIS_SIDECAR_VERSION "0.0.0"
-#endif
+#include "version.hpp"
 
 namespace {
 
@@ -33,7 +31,9 @@ subcommands:
   run       serve local clients (the default)
   config    print the resolved settings as JSON (exit 2 with one message when invalid)
   check     diagnose the upstream step by step: DNS, TCP, TLS, AUTH, PING, ROLE
-  version   print the version
+  wait      exit 0 once the running sidecar has started (/startupz 200); --timeout 30s
+  shutdown  ask the running sidecar to drain and exit (POST /quitquitquit on loopback)
+  version   print the version, git commit and the OpenSSL linked in (--output text|json)
 
 Settings come from flags, environment variables (each also as NAME_FILE), the secrets
 directory (REDIS_SIDECAR_SECRETS_DIR), a YAML file (REDIS_SIDECAR_CONFIG) and defaults, in that
@@ -62,29 +62,36 @@ int config_command(const std::vector<std::string>& args) {
     return exit_ok;
 }
 
+// `--output text|json`: true for json; throws config_error for anything else.
+bool take_json_output(std::vector<std::string>& args) {
+    const auto value = redis_sidecar::app::take_flag(args, "--output");
+    if (value && *value != "json" && *value != "text") {
+        throw redis_sidecar::app::usage_error("--output takes text or json");
+    }
+    return value && *value == "json";
+}
+
 // `check [--output text|json] [FLAGS]`
 int check_command(std::vector<std::string> args) {
-    bool json_output = false;
-    for (auto it = args.begin(); it != args.end();) {
-        std::string value;
-        if (*it == "--output" && it + 1 != args.end()) {
-            value = *(it + 1);
-            it = args.erase(it, it + 2);
-        } else if (it->rfind("--output=", 0) == 0) {
-            value = it->substr(9);
-            it = args.erase(it);
-        } else {
-            ++it;
-            continue;
-        }
-        if (value != "json" && value != "text") {
-            std::cerr << "redis-sidecar check: --output takes text or json\n";
-            return exit_usage;
-        }
-        json_output = value == "json";
-    }
+    const bool json_output = take_json_output(args);
     const auto r = resolve_or_explain(args);
     return redis_sidecar::app::run_check(r.values, json_output);
+}
+
+// `version [--output text|json]`
+int version_command(std::vector<std::string> args) {
+    const bool json_output = take_json_output(args);
+    if (!args.empty()) {
+        throw redis_sidecar::app::usage_error("unknown argument " + args.front() +
+                                              " (version takes only --output)");
+    }
+    const auto b = redis_sidecar::app::this_build();
+    if (json_output) {
+        std::cout << redis_sidecar::app::to_json(b).dump(2) << "\n";
+    } else {
+        std::cout << redis_sidecar::app::to_text(b);
+    }
+    return exit_ok;
 }
 
 }  // namespace
@@ -101,17 +108,26 @@ int main(int argc, char** argv) {
         return exit_ok;
     }
     if (wants_help(args)) {
-        std::cout << "usage: redis-sidecar " << command << " [FLAGS]\n\nflags:\n"
-                  << config::flags_help();
+        if (command == "wait") {
+            std::cout << redis_sidecar::app::wait_help;
+        } else if (command == "shutdown") {
+            std::cout << redis_sidecar::app::shutdown_help;
+        } else if (command == "version") {
+            std::cout << "usage: redis-sidecar version [--output text|json]\n\n"
+                         "The version, the git commit and the versions of OpenSSL (linked into "
+                         "the binary) and hiredis.\n";
+        } else {
+            std::cout << "usage: redis-sidecar " << command << " [FLAGS]\n\nflags:\n"
+                      << config::flags_help();
+        }
         return exit_ok;
     }
     try {
-        if (command == "version") {
-            std::cout << "redis-sidecar " << REDIS_SIDECAR_VERSION << "\n";
-            return exit_ok;
-        }
+        if (command == "version") return version_command(args);
         if (command == "config") return config_command(args);
         if (command == "check") return check_command(args);
+        if (command == "wait") return redis_sidecar::app::wait_command(args);
+        if (command == "shutdown") return redis_sidecar::app::shutdown_command(args);
         if (command == "run") {
             config::inputs in{config::environment_map(), args};
             auto r = config::resolve(in);
@@ -121,6 +137,9 @@ int main(int argc, char** argv) {
             return s.run();
         }
         std::cerr << "redis-sidecar: unknown subcommand '" << command << "' (see --help)\n";
+        return exit_usage;
+    } catch (const redis_sidecar::app::usage_error& e) {
+        std::cerr << "redis-sidecar " << command << ": " << e.what() << "\n";
         return exit_usage;
     } catch (const config::config_error& e) {
         std::cerr << "redis-sidecar: invalid configuration: " << e.what() << "\n";

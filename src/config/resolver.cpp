@@ -410,6 +410,15 @@ void resolve_pool(const source_reader& src, resolution& r) {
     pool.socket_keepalive = keepalive.pick(pool.socket_keepalive, r);
 }
 
+void resolve_http(const source_reader& src, resolution& r) {
+    field<std::string> http("http.addr");
+    const auto http_addr = [](const raw& v) { return *as_listen_addr(v, false); };
+    add(http, src.flag("--http-addr"), http_addr);
+    add(http, src.env("REDIS_SIDECAR_HTTP_ADDR"), http_addr);
+    add(http, src.yaml("http.addr"), http_addr);
+    r.values.http.addr = http.pick(r.values.http.addr, r);
+}
+
 void resolve_local(const source_reader& src, resolution& r) {
     auto& s = r.values;
     field<std::optional<std::string>> tcp("listen.tcp");
@@ -487,12 +496,7 @@ void resolve_local(const source_reader& src, resolution& r) {
         *target = f.pick(*target, r);
     }
 
-    field<std::string> http("http.addr");
-    const auto http_addr = [](const raw& v) { return *as_listen_addr(v, false); };
-    add(http, src.flag("--http-addr"), http_addr);
-    add(http, src.env("REDIS_SIDECAR_HTTP_ADDR"), http_addr);
-    add(http, src.yaml("http.addr"), http_addr);
-    s.http.addr = http.pick(s.http.addr, r);
+    resolve_http(src, r);
 
     field<std::string> level("log.level");
     const auto levels = [](const raw& v) { return as_one_of(v, {"debug", "info", "warn", "error"}); };
@@ -554,6 +558,13 @@ resolution resolve(const inputs& in) {
     resolve_local(src, r);
     advise(r);
     return r;
+}
+
+std::string resolve_http_addr(const inputs& in) {
+    const source_reader src(in);
+    resolution r;
+    resolve_http(src, r);
+    return r.values.http.addr;
 }
 
 std::map<std::string, std::string> environment_map() {

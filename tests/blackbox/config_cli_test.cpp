@@ -73,10 +73,17 @@ TEST(config_cli, version_and_help) {
     const auto v = run_sidecar({"version"}, {});
     EXPECT_EQ(v.exit_code, 0);
     EXPECT_EQ(v.out.rfind("redis-sidecar ", 0), 0u) << v;
-    for (const auto* sub : {"config", "check", "run", "version"}) {
+    for (const auto* sub : {"config", "check", "run"}) {
         const auto h = run_sidecar({sub, "--help"}, {});
         EXPECT_EQ(h.exit_code, 0) << sub << h;
         EXPECT_NE(h.out.find("--addr"), std::string::npos) << sub << h;
+    }
+    const auto vh = run_sidecar({"version", "--help"}, {});
+    EXPECT_EQ(vh.exit_code, 0) << vh;
+    EXPECT_NE(vh.out.find("--output text|json"), std::string::npos) << vh;
+    const auto top = run_sidecar({"--help"}, {});
+    for (const auto* sub : {"run", "config", "check", "wait", "shutdown", "version"}) {
+        EXPECT_NE(top.out.find(std::string("\n  ") + sub + " "), std::string::npos) << sub << top;
     }
     const auto bad = run_sidecar({"frobnicate"}, {});
     EXPECT_EQ(bad.exit_code, 2);

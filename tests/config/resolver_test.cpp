@@ -446,5 +446,31 @@ TEST(secrets, never_printed) {
     }
 }
 
+// `wait` and `shutdown` need only the admin address, picked as resolve() picks it, with no
+// upstream configured.
+TEST(http_addr_alone, same_precedence_and_no_upstream_needed) {
+    temp_dir dir;
+    const auto path = dir.write_file("c.yaml", "http:\n  addr: 127.0.0.1:9101\n");
+    EXPECT_EQ(resolve_http_addr({{}, {}}), "0.0.0.0:9090");
+    EXPECT_EQ(resolve_http_addr({{{"REDIS_SIDECAR_CONFIG", path}}, {}}), "127.0.0.1:9101");
+    EXPECT_EQ(resolve_http_addr({{{"REDIS_SIDECAR_CONFIG", path},
+                                  {"REDIS_SIDECAR_HTTP_ADDR", "127.0.0.2:9102"}},
+                                 {}}),
+              "127.0.0.2:9102");
+    EXPECT_EQ(resolve_http_addr({{{"REDIS_SIDECAR_HTTP_ADDR", "127.0.0.2:9102"}},
+                                 {"--http-addr", "[::1]:9103"}}),
+              "[::1]:9103");
+    // The same value resolve() gives for a full configuration.
+    const inputs full{{{"REDIS_ADDR", "cache"}, {"REDIS_SIDECAR_HTTP_ADDR", "127.0.0.3:9104"}}, {}};
+    EXPECT_EQ(resolve_http_addr(full), resolve(full).values.http.addr);
+    try {
+        resolve_http_addr({{{"REDIS_SIDECAR_HTTP_ADDR", "nowhere"}}, {}});
+        FAIL();
+    } catch (const config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("REDIS_SIDECAR_HTTP_ADDR: 'nowhere'"), std::string::npos)
+            << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace redis_sidecar::config

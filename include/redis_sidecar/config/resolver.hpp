@@ -33,6 +33,12 @@ struct resolution {
 /// validated settings. Throws config_error.
 resolution resolve(const inputs& in);
 
+/// The admin HTTP address (`http.addr`) alone, picked as resolve() picks it (--http-addr,
+/// REDIS_SIDECAR_HTTP_ADDR or its _FILE, the YAML file, the default) without needing an upstream:
+/// for `wait` and `shutdown`, which run beside the sidecar, often in another container. Throws
+/// config_error.
+std::string resolve_http_addr(const inputs& in);
+
 /// The process environment as a map.
 std::map<std::string, std::string> environment_map();
 

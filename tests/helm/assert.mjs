@@ -23,6 +23,8 @@ const check = (ok, what) => {
 const raw = readFileSync(file, "utf8");
 const objects = loadObjects(file);
 const secretish = /(PASSWORD|TOKEN|SECRET|AUTH)$/; // REDIS_PASSWORD, …; not *_FILE or *_DIR
+// Settings whose names end like a secret's but whose values are modes, not secrets.
+const notSecret = new Set(["REDIS_SIDECAR_CLIENT_AUTH", "REDIS_IAM_AUTH"]);
 
 // Secrets: known passwords never appear in plain text (only base64 in a Secret's data).
 if (opt.values) {
@@ -41,7 +43,7 @@ for (const w of workloads) {
   for (const c of all) {
     for (const e of c.env ?? []) {
       check(!e.valueFrom?.secretKeyRef, `${where}/${c.name}: env ${e.name} reads a Secret into the environment`);
-      check(!(secretish.test(e.name) && !e.name.endsWith("_FILE") && "value" in e),
+      check(!(secretish.test(e.name) && !notSecret.has(e.name) && !e.name.endsWith("_FILE") && "value" in e),
         `${where}/${c.name}: env ${e.name} carries a secret value`);
       check(!/^rediss?:\/\/[^/]*@/.test(e.value ?? ""), `${where}/${c.name}: env ${e.name} is a URL with credentials`);
     }

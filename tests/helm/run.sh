@@ -105,21 +105,35 @@ config_check() {
 check "validator: a kind without a schema fails" not_ validate "$here/fixtures/unknown-kind.yaml"
 check "validator: an unknown container field fails" not_ validate "$here/fixtures/invalid-deployment.yaml"
 
-# ---- chart: the values matrix
-#      values file          | REDIS_ADDR                                              | native | tls  | db | auth | more env
+# ---- chart: the values matrix. ci/NAME is the chart's own helm/redis-sidecar/ci/NAME-values.yaml
+#      (chart-testing's layout: the setups users have); other names are tests/helm/values/NAME.yaml.
+# values_file NAME: the file a matrix name stands for.
+values_file() {
+  case $1 in
+    ci/*) echo "$chart/ci/${1#ci/}-values.yaml" ;;
+    *) echo "$here/values/$1.yaml" ;;
+  esac
+}
+#      values file             | REDIS_ADDR                                              | native | tls  | db | auth | more env
 cases=(
-  "plain                |redis.default.svc.cluster.local:6379                    |true |false|0|no |REDIS_TLS_ENABLED=false"
-  "elasticache-tls-auth |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_USERNAME=app,REDIS_TLS_SKIP_VERIFY=false"
-  "existing-secret      |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
-  "url                  |clustercfg.my-cache.abc123.use1.cache.amazonaws.com:6380|true |true |2|yes|REDIS_USERNAME=app,REDIS_DB=2,REDIS_TLS_ENABLED=true"
-  "native-false         |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar"
-  "all-on               |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
+  "ci/in-cluster           |redis.default.svc.cluster.local:6379                    |true |false|0|no |REDIS_TLS_ENABLED=false,REDIS_SIDECAR_CLIENT_AUTH=local"
+  "ci/elasticache-tls-auth |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_TLS_ENABLED=true,REDIS_TLS_SKIP_VERIFY=false"
+  "ci/url                  |clustercfg.my-cache.abc123.use1.cache.amazonaws.com:6380|true |true |2|yes|REDIS_USERNAME=app,REDIS_DB=2,REDIS_TLS_ENABLED=true"
+  "ci/irsa                 |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_SIDECAR_CLIENT_AUTH=passthrough"
+  "elasticache-tls-auth    |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_USERNAME=app,REDIS_TLS_SKIP_VERIFY=false"
+  "existing-secret         |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
+  "native-false            |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar"
+  "all-on                  |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
 )
+for f in "$chart"/ci/*-values.yaml; do
+  ci_name="ci/$(basename "$f" -values.yaml)"
+  check "chart: $ci_name is in the values matrix" sh -c 'printf "%s\n" "$@" | grep -q "^$0 "' "$ci_name" "${cases[@]}"
+done
 for row in "${cases[@]}"; do
   IFS='|' read -r name addr native tls db auth env <<<"$row"
   name=${name// /} addr=${addr// /} native=${native// /} tls=${tls// /} auth=${auth// /}
-  values="$here/values/$name.yaml"
-  out="$tmp/$name.yaml"
+  values=$(values_file "$name")
+  out="$tmp/${name//\//-}.yaml"
   check "chart[$name]: helm lint --strict" "$helm" lint --strict "$chart" -f "$values" --kube-version "$kube_version"
   check "chart[$name]: helm template" \
     sh -c '"$0" template demo "$1" -n demo -f "$2" --kube-version "$3" >"$4"' "$helm" "$chart" "$values" "$kube_version" "$out"
@@ -133,7 +147,7 @@ for row in "${cases[@]}"; do
   fi
 done
 check "chart: the url form puts its password into the Secret" \
-  grep -qF "$(printf %s 'url-secret-password-01' | base64)" "$tmp/url.yaml"
+  grep -qF "$(printf %s 'url-secret-password-01' | base64)" "$tmp/ci-url.yaml"
 check "chart: changing the password rolls the pod (checksum annotation)" sh -c '
   a=$("$0" template demo "$1" -f "$2" | grep checksum/redis-sidecar-secret)
   b=$("$0" template demo "$1" -f "$2" --set externalRedis.password=another-token-0123 | grep checksum/redis-sidecar-secret)
@@ -141,7 +155,7 @@ check "chart: changing the password rolls the pod (checksum annotation)" sh -c '
 check "chart: native sidecar refused on Kubernetes 1.28 with a message" sh -c '
   ! "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 >/dev/null | grep -q . && exit 1
   "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 | grep -q "sidecar.native=true needs Kubernetes >= 1.29"' \
-  "$helm" "$chart" "$here/values/plain.yaml"
+  "$helm" "$chart" "$(values_file ci/in-cluster)"
 check "chart: native=false renders on Kubernetes 1.28 (no preStop sleep there) and validates" sh -c '
   "$0" template demo "$1" -f "$2" --kube-version 1.28.0 >"$3" && ! grep -q "sleep:" "$3"' \
   "$helm" "$chart" "$here/values/native-false.yaml" "$tmp/k128.yaml"
@@ -155,7 +169,47 @@ echo 'notes: {{ include "test.notes" . | toJson }}' >"$notes_chart/templates/not
 check "chart: NOTES.txt tells how to run redis-sidecar check" sh -c '
   "$0" template demo "$1" -n demo -f "$2" --show-only templates/notes.yaml >"$3" &&
   grep -qF "exec deploy/demo-redis-sidecar -c redis-sidecar -- redis-sidecar check" "$3"' \
-  "$helm" "$notes_chart" "$here/values/plain.yaml" "$tmp/notes.txt"
+  "$helm" "$notes_chart" "$(values_file ci/in-cluster)" "$tmp/notes.txt"
+
+# ---- chart: no upstream given (the chart's own values.yaml): lint and install fail, and every line
+#      naming externalRedis.host is the one message (helm lint prints the schema's errors twice, once
+#      for values.yaml and once for templates/; Helm's validator adds its generic if/then line).
+no_host_message="- externalRedis: externalRedis.host (or externalRedis.url) is required"
+# one_message FILE: the lines of FILE that name externalRedis.host are all exactly no_host_message.
+one_message() {
+  local lines
+  lines=$(grep -F externalRedis.host "$1" | sed 's/^\[ERROR\] [^:]*: //' | sort -u)
+  [ "$lines" = "$no_host_message" ] || { echo "lines naming externalRedis.host:"; echo "$lines"; echo "--- output:"; cat "$1"; return 1; }
+}
+check "chart: helm lint --strict without a host fails with one message naming externalRedis.host" sh -c '
+  ! "$0" lint --strict "$1" --kube-version "$2" >"$3" 2>&1' "$helm" "$chart" "$kube_version" "$tmp/lint-no-host.txt"
+check "chart: ... and that message is the only line naming it" one_message "$tmp/lint-no-host.txt"
+# (helm install needs a cluster even with --dry-run=client; helm template renders and validates the
+# values the same way install does.)
+check "chart: helm template (what install renders) without a host fails" sh -c '
+  ! "$0" template demo "$1" --kube-version "$2" >/dev/null 2>"$3"' "$helm" "$chart" "$kube_version" "$tmp/install-no-host.txt"
+check "chart: ... with one line naming externalRedis.host" one_message "$tmp/install-no-host.txt"
+
+# ---- chart: the packaged chart is the chart
+pkg_dir="$tmp/package"
+check "chart: helm package" sh -c '"$0" package "$1" -d "$2" >/dev/null' "$helm" "$chart" "$pkg_dir"
+for f in "$chart"/ci/*-values.yaml; do
+  check "chart: the package renders as the folder with ci/$(basename "$f")" sh -c '
+    "$0" template demo "$1" -n demo -f "$3" --kube-version "$4" >"$5.dir" &&
+    "$0" template demo "$2"/redis-sidecar-*.tgz -n demo -f "$3" --kube-version "$4" >"$5.pkg" &&
+    diff -u "$5.dir" "$5.pkg"' "$helm" "$chart" "$pkg_dir" "$f" "$kube_version" "$tmp/pkg-$(basename "$f")"
+done
+# The image tag defaults to appVersion, so appVersion must be the version the binary reports.
+app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/Chart.yaml")
+if [ -n "$bin" ]; then
+  check "chart: appVersion ($app_version) is the binary's version" sh -c '
+    v=$("$0" version --output json | node -e "process.stdout.write(JSON.parse(require(\"fs\").readFileSync(0)).version)")
+    [ "$v" = "$1" ] || { echo "redis-sidecar version: $v, Chart.yaml appVersion: $1"; exit 1; }' "$bin" "$app_version"
+else
+  skip "chart: appVersion is the binary's version (no binary given)"
+fi
+check "chart: the image tag defaults to appVersion" sh -c '
+  "$0" template demo "$1" -f "$2" | grep -qF "image: \"redis-sidecar:$3\""' "$helm" "$chart" "$(values_file ci/in-cluster)" "$app_version"
 
 # ---- chart: values the schema must refuse
 for f in "$here"/refused/*.yaml; do

@@ -94,6 +94,9 @@ Use: $u := include "redis-sidecar.upstream" . | fromYaml
 {{- $_ = set $u "port" (regexReplaceAll $re . "${5}" | default "6379" | int) }}
 {{- $_ = set $u "db" (regexReplaceAll $re . "${6}" | default "0" | int) }}
 {{- end }}
+{{- if not $u.host }}
+{{- fail "externalRedis.host (or externalRedis.url) is required: the cache's endpoint, e.g. master.my-cache.abc123.use1.cache.amazonaws.com" }}
+{{- end }}
 {{- if contains ":" $u.host }}
 {{- $_ := set $u "addr" (printf "[%s]:%d" $u.host $u.port) }}
 {{- else }}
@@ -202,6 +205,11 @@ data:
 - name: REDIS_SIDECAR_SECRETS_DIR
   value: {{ $s.secretsDir | quote }}
 {{- end }}
+{{- if and (eq $s.clientAuth.mode "passthrough") $s.clientAuth.existingSecret }}
+{{- fail "sidecar.clientAuth.mode=passthrough lets the upstream check each client's AUTH: sidecar.clientAuth.existingSecret (a local password) cannot be set with it" }}
+{{- end }}
+- name: REDIS_SIDECAR_CLIENT_AUTH
+  value: {{ $s.clientAuth.mode | quote }}
 {{- if $s.clientAuth.existingSecret }}
 - name: REDIS_SIDECAR_CLIENT_PASSWORD_FILE
   value: {{ printf "%s/client-password" ($s.secretsDir | trimSuffix "/") | quote }}

@@ -2,11 +2,14 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "redis_sidecar/bridge/session.hpp"
+#include "redis_sidecar/bridge/context.hpp"
+#include "redis_sidecar/upstream/pool.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "redis_sidecar/resp/command.hpp"
 
 namespace redis_sidecar::bridge {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -105,20 +108,6 @@ private:
 };
 
 }  // namespace
-
-reauth_pipeline make_reauth_pipeline(const session_context& context) {
-    const auto& up = *context.upstream;
-    std::vector<std::string_view> hello = {"HELLO", "2"};
-    const std::string user = up.username.value_or("default");
-    if (up.password) hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
-    if (!context.client_name.empty()) hello.insert(hello.end(), {"SETNAME", context.client_name});
-    reauth_pipeline p{resp::format_command(hello), 1};
-    if (up.db != 0) {
-        p.commands += resp::format_command({"SELECT", std::to_string(up.db)});
-        ++p.replies;
-    }
-    return p;
-}
 
 void recycle_with_reset(const std::shared_ptr<session_context>& context,
                         std::shared_ptr<upstream::connection> connection,

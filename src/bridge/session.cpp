@@ -2,68 +2,16 @@
 
 #include <boost/asio/write.hpp>
 
-#include <algorithm>
-#include <cctype>
-#include <charconv>
+#include <array>
 
 #include "redis_sidecar/bridge/recycler.hpp"
-#include "redis_sidecar/bridge/args.hpp"
 #include "redis_sidecar/log/logger.hpp"
-#include "redis_sidecar/resp/command.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 
 namespace redis_sidecar::bridge {
 
-namespace {
-
-constexpr std::string_view reply_ok = "+OK\r\n";
-constexpr std::string_view reply_wrongpass =
-    "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
-constexpr std::string_view reply_noauth = "-NOAUTH Authentication required.\r\n";
-constexpr std::string_view reply_hello_noauth =
-    "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
-    "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
-    "RESP protocol version at the same time\r\n";
-constexpr std::string_view reply_too_long = "-ERR redis-sidecar: command too long\r\n";
-constexpr std::string_view reply_reset = "+RESET\r\n";
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-// Commands after which the connection carries state a next client must not inherit.
-bool changes_connection_state(std::string_view name) {
-    static constexpr std::string_view names[] = {
-        "multi", "watch", "select", "client", "hello", "readonly", "readwrite",
-        "subscribe", "psubscribe", "ssubscribe", "monitor", "reset", "swapdb"};
-    return std::find(std::begin(names), std::end(names), name) != std::end(names);
-}
-
-// Commands after which replies no longer answer commands one for one (RESP2 pub/sub, MONITOR).
-bool leaves_request_reply(std::string_view name) {
-    return name == "subscribe" || name == "psubscribe" || name == "ssubscribe" || name == "monitor";
-}
-
-// Commands that may leave the upstream connection blocked (possibly forever: BLPOP k 0). Redis
-// reads nothing more from a blocked client, RESET included.
-bool may_block(std::string_view name) {
-    static constexpr std::string_view names[] = {
-        "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
-        "xread", "xreadgroup", "wait", "waitaof"};
-    return std::find(std::begin(names), std::end(names), name) != std::end(names);
-}
-
-}  // namespace
-
 session::session(local_socket socket, std::shared_ptr<session_context> context)
-    : client_(std::move(socket)), ctx_(std::move(context)) {
-    authenticated_ = !ctx_->client_password.has_value();
-}
+    : client_(std::move(socket)), ctx_(std::move(context)), core_(*ctx_) {}
 
 session::~session() = default;
 
@@ -82,7 +30,7 @@ void session::close() { finish(); }
 // Client → upstream
 
 void session::do_read_client() {
-    if (reading_client_ || closing_ || client_eof_ || input_done_) return;
+    if (reading_client_ || finished_ || !core_.accepts_input()) return;
     reading_client_ = true;
     client_.async_wait(local_socket::wait_read,
                        [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -90,9 +38,11 @@ void session::do_read_client() {
                        });
 }
 
+// One read at a time, and only once the previous bytes went upstream: a client that sends
+// faster than the upstream takes is paused, not buffered.
 void session::maybe_read_client() {
-    if (!upstream_writing_ && out_.empty() && !acquiring_ &&
-        local_slots_ < max_queued_local_replies) {
+    if (!upstream_writing_ && core_.upstream_output().empty() && !acquiring_ &&
+        core_.wants_input()) {
         do_read_client();
     }
 }
@@ -102,7 +52,7 @@ void session::maybe_read_client() {
 // costs no buffer at all.
 void session::on_client_readable(const boost::system::error_code& ec) {
     reading_client_ = false;
-    if (closing_) return;
+    if (finished_) return;
     static thread_local std::array<char, client_buffer_size> buffer;
     boost::system::error_code read_ec = ec;
     std::size_t n = 0;
@@ -112,313 +62,31 @@ void session::on_client_readable(const boost::system::error_code& ec) {
         return;
     }
     if (read_ec) {
-        client_eof_ = true;
         finish();
         return;
     }
     ctx_->stats->bytes_from_clients += n;
-    process_client_bytes(std::string_view(buffer.data(), n));
+    core_.feed_client(std::string_view(buffer.data(), n));
+    pump();  // local replies
     flush_to_upstream();
     maybe_read_client();
 }
 
-void session::process_client_bytes(std::string_view data) {
-    while (!data.empty() && !closing_ && !input_done_) {
-        const auto r = commands_.scan(data);
-        if (r.status == resp::scan_status::error) {
-            protocol_error(commands_.error_reply());
-            return;
-        }
-        const auto chunk = data.substr(0, r.consumed);
-        data.remove_prefix(r.consumed);
-        const auto& info = commands_.info();
-        switch (mode_) {
-            case frame_mode::undecided:
-                held_.append(chunk);
-                if (info.name_complete || info.name_too_long ||
-                    r.status == resp::scan_status::frame_done) {
-                    decide(info.command_name(), info.name_too_long);
-                } else if (held_.size() > max_intercepted_command) {
-                    protocol_error("-ERR Protocol error: too big inline request\r\n");
-                    return;
-                }
-                break;
-            case frame_mode::forward:
-                out_.append(chunk);
-                break;
-            case frame_mode::intercept:
-                if (held_.size() + chunk.size() > max_intercepted_command) {
-                    mode_ = frame_mode::discard;
-                    discard_reply_ = reply_too_long;
-                    held_.clear();
-                } else {
-                    held_.append(chunk);
-                }
-                break;
-            case frame_mode::discard:
-                break;
-        }
-        if (r.status == resp::scan_status::frame_done) end_frame();
-    }
-}
-
-void session::decide(std::string_view name, bool too_long) {
-    // AUTH, QUIT, HELLO and RESET run before authentication in Redis too.
-    if (!too_long && (name == "auth" || name == "quit" || name == "hello" || name == "reset")) {
-        mode_ = frame_mode::intercept;
-        return;
-    }
-    if (!authenticated_) {
-        mode_ = frame_mode::discard;
-        discard_reply_ = reply_noauth;
-        held_.clear();
-        return;
-    }
-    if (!too_long && name == "client") {
-        mode_ = frame_mode::intercept;  // held whole: the subcommand decides
-        return;
-    }
-    mode_ = frame_mode::forward;
-    out_.append(held_);
-    held_.clear();
-    mid_frame_ = true;
-}
-
-void session::end_frame() {
-    const auto& info = commands_.info();
-    switch (mode_) {
-        case frame_mode::forward:
-            mid_frame_ = false;
-            on_forwarded_command(info.name_too_long ? std::string_view{} : info.command_name());
-            break;
-        case frame_mode::intercept:
-            ++ctx_->stats->commands_intercepted;
-            handle_intercepted(held_, info.is_inline);
-            held_.clear();
-            break;
-        case frame_mode::discard:
-            answer_locally(std::move(discard_reply_));
-            discard_reply_.clear();
-            break;
-        case frame_mode::undecided:
-            break;
-    }
-    mode_ = frame_mode::undecided;
-}
-
-void session::on_forwarded_command(std::string_view name) {
-    ++ctx_->stats->commands_forwarded;
-    if (!untracked_) {
-        if (slots_.empty() || slots_.back().what != slot::kind::upstream) slots_.emplace_back();
-        ++slots_.back().replies;
-        ++replies_owed_total_;
-        if (may_block(name)) last_blocking_reply_ = replies_owed_total_;
-    }
-    if (changes_connection_state(name)) dirty_ = true;
-    if (leaves_request_reply(name)) leave_request_reply();
-}
-
-// From here on replies are not one per command (pub/sub, MONITOR, CLIENT REPLY OFF): forward
-// whatever comes. Only a RESET ends it.
-// The command that did it is the last one counted: it and everything after it belong to one
-// untracked slot, behind the replies still owed before it.
-void session::leave_request_reply() {
-    if (untracked_) return;
-    untracked_ = true;
-    if (!slots_.empty() && slots_.back().what == slot::kind::upstream) {
-        --replies_owed_total_;
-        if (--slots_.back().replies == 0) slots_.pop_back();
-    }
-    slots_.push_back({slot::kind::untracked, 0, {}, false, false});
-}
-
-// A local reply follows what is owed before it. In an untracked stream it goes out at the next
-// frame boundary (the untracked slot stays last).
-void session::answer_locally(std::string reply, bool close_after) {
-    slot s{slot::kind::local, 0, std::move(reply), close_after, false};
-    if (untracked_) {
-        slots_.insert(std::prev(slots_.end()), std::move(s));
-    } else {
-        slots_.push_back(std::move(s));
-    }
-    ++local_slots_;
-    pump();
-}
-
-void session::forward_held(std::string_view frame, std::string_view name) {
-    out_.append(frame);
-    on_forwarded_command(name);
-}
-
-void session::handle_intercepted(std::string_view frame, bool is_inline) {
-    const auto args = is_inline ? split_inline(frame) : split_multibulk(frame);
-    if (args.empty()) return;
-    const std::string name = lower(args[0]);
-    if (name == "quit") {
-        input_done_ = true;
-        answer_locally(std::string(reply_ok), true);
-        return;
-    }
-    if (name == "reset") {
-        if (args.size() != 1) {
-            forward_held(frame, name);  // the upstream answers the arity error
-        } else {
-            handle_reset(frame);
-        }
-        return;
-    }
-    if (name == "client") {
-        handle_client(args, frame);
-        return;
-    }
-    if (name == "hello") {
-        handle_hello(args, frame);
-        return;
-    }
-    if (name != "auth") {  // unreachable: decide() intercepts no other command
-        forward_held(frame, name);
-        return;
-    }
-    // AUTH [user] password
-    if (ctx_->passthrough_auth) {
-        forward_held(frame, name);
-        dirty_ = true;  // maybe another user now: RESET and re-AUTH before reuse
-        return;
-    }
-    if (args.size() != 2 && args.size() != 3) {
-        answer_locally("-ERR wrong number of arguments for 'auth' command\r\n");
-    } else if (!ctx_->client_password || ctx_->client_password->reveal() == args.back()) {
-        authenticated_ = true;
-        if (args.size() == 3) note_other_user(args[1]);
-        answer_locally(std::string(reply_ok));
-    } else {
-        ++ctx_->stats->auth_failures;
-        answer_locally(std::string(reply_wrongpass));
-    }
-}
-
-// local mode: commands keep running as the sidecar's user, whatever user the client named.
-void session::note_other_user(std::string_view user) {
-    if (user == ctx_->upstream->username.value_or("default")) return;
-    ++ctx_->stats->auth_other_user;
-    if (ctx_->other_user_logged) return;
-    ctx_->other_user_logged = true;
-    log::warn("a client authenticated as another user than the sidecar's; its commands run as the "
-              "sidecar's user (REDIS_SIDECAR_CLIENT_AUTH=passthrough sends its AUTH upstream)",
-              {{"client_user", user}});
-}
-
-// HELLO [protover [AUTH user pass] [SETNAME name]]: in local mode AUTH is checked here and
-// dropped, the rest goes upstream; in passthrough mode the whole command goes upstream.
-void session::handle_hello(const std::vector<std::string>& args, std::string_view frame) {
-    std::vector<std::string_view> forward = {args[0]};
-    bool auth_given = false;
-    bool named = false;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const std::string option = lower(args[i]);
-        if (option == "setname" && i >= 2 && i + 1 < args.size()) named = true;
-        if (option == "auth" && i >= 2 && !ctx_->passthrough_auth) {
-            if (i + 2 >= args.size()) {
-                answer_locally("-ERR Syntax error in HELLO option 'auth'\r\n");
-                return;
-            }
-            if (ctx_->client_password && ctx_->client_password->reveal() != args[i + 2]) {
-                ++ctx_->stats->auth_failures;
-                answer_locally(std::string(reply_wrongpass));
-                return;
-            }
-            note_other_user(args[i + 1]);
-            auth_given = true;
-            i += 2;
-            continue;
-        }
-        forward.push_back(args[i]);
-    }
-    if (auth_given) authenticated_ = true;
-    if (!authenticated_) {
-        answer_locally(std::string(reply_hello_noauth));
-        return;
-    }
-    if (args.size() >= 2) resp3_ = args[1] == "3";
-    if (named) client_named_ = true;
-    if (ctx_->passthrough_auth) {
-        forward_held(frame, "hello");
-    } else {
-        out_.append(resp::format_command(std::span<const std::string_view>(forward)));
-        on_forwarded_command("hello");
-    }
-}
-
-// CLIENT subcommands that depend on which connection answers them.
-void session::handle_client(const std::vector<std::string>& args, std::string_view frame) {
-    const std::string sub = args.size() >= 2 ? lower(args[1]) : std::string();
-    if (sub == "getname" && args.size() == 2 && !client_named_) {
-        // The upstream would answer the sidecar's own name; this client set none.
-        answer_locally(resp3_ ? "_\r\n" : "$-1\r\n");
-        return;
-    }
-    if (sub == "setname") client_named_ = true;
-    if (sub == "id" || sub == "info" || sub == "tracking") identity_exposed_ = true;
-    if (sub == "tracking") {
-        for (std::size_t i = 2; i + 1 < args.size(); ++i) {
-            long long id = 0;
-            const auto& v = args[i + 1];
-            if (lower(args[i]) != "redirect" ||
-                std::from_chars(v.data(), v.data() + v.size(), id).ec != std::errc{}) {
-                continue;
-            }
-            auto& targets = ctx_->redirect_targets;
-            if (targets.size() >= session_context::max_redirect_targets) targets.pop_front();
-            targets.push_back(id);
-        }
-    }
-    forward_held(frame, "client");
-    if (sub == "reply" && args.size() == 3 && lower(args[2]) != "on") leave_request_reply();
-}
-
-// RESET: Redis drops the connection back to the default user, unnamed, db 0. The sidecar sends
-// RESET and, right behind it, its own re-authentication (whose replies the client never sees),
-// so the connection is the sidecar's again; the client's own state (AUTH, name, protocol) is
-// reset here. Without a leased connection there is nothing upstream to reset.
-void session::handle_reset(std::string_view frame) {
-    ++ctx_->stats->client_resets;
-    authenticated_ = !ctx_->client_password.has_value();
-    client_named_ = false;
-    resp3_ = false;
-    if (!up_ && out_.empty()) {
-        answer_locally(std::string(reply_reset));
-        return;
-    }
-    out_.append(frame);
-    ++ctx_->stats->commands_forwarded;
-    if (untracked_) {
-        slots_.back().ends_at_reset = true;
-        untracked_ = false;  // later commands are counted again, behind the RESET
-    } else {
-        if (slots_.empty() || slots_.back().what != slot::kind::upstream) slots_.emplace_back();
-        ++slots_.back().replies;
-        ++replies_owed_total_;
-    }
-    auto reauth = make_reauth_pipeline(*ctx_);
-    out_.append(reauth.commands);
-    slots_.push_back({slot::kind::swallow, reauth.replies, {}, false, false});
-    dirty_ = false;  // as clean as a pooled connection once the replies are in
-}
-
 void session::flush_to_upstream() {
-    if (out_.empty() || upstream_writing_ || closing_) return;
+    auto& out = core_.upstream_output();
+    if (out.empty() || upstream_writing_ || finished_) return;
     if (!up_) {
         acquire_upstream();
         return;
     }
     upstream_writing_ = true;
-    out_writing_.swap(out_);
-    out_.clear();
+    out_writing_.swap(out);
+    out.clear();
     up_->async_write(asio::buffer(out_writing_), [self = shared_from_this()](
                                                      const boost::system::error_code& ec, std::size_t) {
         self->upstream_writing_ = false;
         if (ec) {
-            self->upstream_bad_ = true;
+            self->core_.upstream_failed();
             self->finish();
             return;
         }
@@ -435,28 +103,16 @@ void session::acquire_upstream() {
                                                           std::shared_ptr<upstream::connection> c) {
         self->acquiring_ = false;
         if (!ec && c->broken()) ec = make_error_code(upstream::error::io_error);
-        if (self->closing_) {
+        if (self->finished_) {
             if (c) self->ctx_->pool->release(std::move(c), !ec);
             return;
         }
         if (ec) {
-            ++self->ctx_->stats->upstream_unavailable;
             if (c) self->ctx_->pool->release(std::move(c), false);
-            // Nothing was sent upstream: the client gets one error and the connection closes.
-            // The error answers the first command that waited for a connection; it and
-            // everything after it are dropped (the error would otherwise queue forever behind
-            // replies that never come). Local replies owed before it are still delivered.
-            self->input_done_ = true;
-            self->out_.clear();
-            auto first_waiting = std::find_if(self->slots_.begin(), self->slots_.end(),
-                                              [](const slot& s) { return s.what != slot::kind::local; });
-            self->local_slots_ -= static_cast<std::size_t>(
-                std::count_if(first_waiting, self->slots_.end(),
-                              [](const slot& s) { return s.what == slot::kind::local; }));
-            self->slots_.erase(first_waiting, self->slots_.end());
-            self->answer_locally("-ERR redis-sidecar: upstream unavailable (" +
-                                     std::string(upstream::label(upstream::classify(ec))) + ")\r\n",
-                                 true);
+            self->core_.upstream_unavailable("-ERR redis-sidecar: upstream unavailable (" +
+                                             std::string(upstream::label(upstream::classify(ec))) +
+                                             ")\r\n");
+            self->pump();
             return;
         }
         self->up_ = std::move(c);
@@ -479,135 +135,38 @@ bool session::on_upstream_data(upstream::connection&, std::string_view bytes) {
 void session::on_upstream_error(upstream::connection&, std::error_code ec) {
     // The client cannot know which of its commands ran: close it; it reconnects afresh.
     log::debug("upstream connection lost under a client", {{"reason", ec.message()}});
-    upstream_bad_ = true;
+    core_.upstream_failed();
     finish();
 }
 
-// The bytes at the front of pending_upstream_ that can go to the client now: whole frames (and
-// the start of one), up to a local reply or the sidecar's own replies, which come next.
-std::size_t session::take_upstream_bytes() {
-    std::size_t taken = 0;
-    while (taken < pending_upstream_.size()) {
-        if (!slots_.empty() && slots_.front().what == slot::kind::swallow) {
-            if (taken > 0 || !swallow_frame()) break;
-            continue;
-        }
-        if (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_) {
-            break;  // it is next
-        }
-        const auto r = replies_.scan(pending_upstream_.substr(taken));
-        if (r.status == resp::scan_status::error) {
-            unframable_reply();
-            break;
-        }
-        taken += r.consumed;
-        if (r.status == resp::scan_status::need_more) {
-            at_reply_boundary_ = false;
-            break;
-        }
-        at_reply_boundary_ = true;
-        const auto& info = replies_.info();
-        note_error_reply(info);
-        if (!info.is_push && !slots_.empty()) {
-            auto& front = slots_.front();
-            if (front.what == slot::kind::upstream) {
-                ++replies_received_total_;
-                if (--front.replies == 0) slots_.pop_front();
-            } else if (front.what == slot::kind::untracked && front.ends_at_reset &&
-                       info.type == '+' && info.head() == "RESET") {
-                slots_.pop_front();
-            }
-        }
-    }
-    return taken;
-}
-
-// Drops (part of) one reply to the sidecar's re-authentication after a client's RESET from the
-// front of pending_upstream_. True when a whole frame was dropped.
-bool session::swallow_frame() {
-    const auto r = replies_.scan(pending_upstream_);
-    if (r.status == resp::scan_status::error) {
-        unframable_reply();
-        return false;
-    }
-    pending_upstream_.remove_prefix(r.consumed);
-    if (r.status == resp::scan_status::need_more) {
-        at_reply_boundary_ = false;
-        return false;
-    }
-    at_reply_boundary_ = true;
-    const auto& info = replies_.info();
-    if (info.is_push) return true;
-    if (info.type == '-' || info.type == '!') {
-        // The client was told +RESET; its next commands would run unauthenticated: close it.
-        log::warn("re-authentication after a client's RESET was refused; closing the client",
-                  {{"reply", info.head()}});
-        upstream_bad_ = true;
-        reply_broken_ = true;
-        pending_upstream_ = {};
-        return false;
-    }
-    if (--slots_.front().replies == 0) slots_.pop_front();
-    return true;
-}
-
-void session::note_error_reply(const resp::frame_info& info) {
-    if (info.type != '-') return;
-    if (starts_with(info.head(), "READONLY")) {
-        ++ctx_->stats->readonly_replies;
-        // A failover demoted the upstream: the pool's idle connections point at it too.
-        if (!upstream_bad_) ctx_->pool->note_readonly();
-        upstream_bad_ = true;
-    } else if (starts_with(info.head(), "LOADING")) {
-        ++ctx_->stats->loading_replies;
-        upstream_bad_ = true;
-    }
-}
-
-// Not RESP: no later byte can be matched to a command. What was framed before goes out; then
-// the client is closed (it reconnects), never left reading another command's reply.
-void session::unframable_reply() {
-    ++ctx_->stats->reply_framing_errors;
-    log::warn("an upstream reply could not be framed; closing the client",
-              {{"error", replies_.last_error().message()}});
-    upstream_bad_ = true;
-    reply_broken_ = true;
-}
-
+// Performs the core's writes for the client, one at a time; then reads the upstream again.
 void session::pump() {
     if (client_writing_ || finished_) return;
-    if (reply_broken_ && pending_upstream_.empty()) {
-        finish();
-        return;
-    }
-    if (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_) {
-        auto s = std::move(slots_.front());
-        slots_.pop_front();
-        --local_slots_;
-        client_writing_ = true;
-        local_writing_ = std::move(s.local);
-        asio::async_write(client_, asio::buffer(local_writing_),
-                          [self = shared_from_this(), close_after = s.close_after](
-                              const boost::system::error_code& ec, std::size_t n) {
-                              self->client_writing_ = false;
-                              if (ec || close_after) {
-                                  self->finish();
-                                  return;
-                              }
-                              self->ctx_->stats->bytes_to_clients += n;
-                              self->pump();
-                              self->maybe_read_client();
-                          });
-        return;
-    }
-    if (!pending_upstream_.empty()) {
-        const auto n = take_upstream_bytes();
-        const auto view = pending_upstream_.substr(0, n);
-        pending_upstream_.remove_prefix(n);
-        if (reply_broken_) pending_upstream_ = {};
-        if (!view.empty()) {
+    auto w = core_.next_write(pending_upstream_);
+    if (core_.take_readonly_event()) ctx_->pool->note_readonly();
+    switch (w.what) {
+        case client_write::kind::close:
+            finish();
+            return;
+        case client_write::kind::local:
             client_writing_ = true;
-            asio::async_write(client_, asio::buffer(view.data(), view.size()),
+            local_writing_ = std::move(w.local);
+            asio::async_write(client_, asio::buffer(local_writing_),
+                              [self = shared_from_this(), close_after = w.close_after](
+                                  const boost::system::error_code& ec, std::size_t n) {
+                                  self->client_writing_ = false;
+                                  if (ec || close_after) {
+                                      self->finish();
+                                      return;
+                                  }
+                                  self->ctx_->stats->bytes_to_clients += n;
+                                  self->pump();
+                                  self->maybe_read_client();
+                              });
+            return;
+        case client_write::kind::upstream:
+            client_writing_ = true;
+            asio::async_write(client_, asio::buffer(w.bytes.data(), w.bytes.size()),
                               [self = shared_from_this()](const boost::system::error_code& ec,
                                                           std::size_t written) {
                                   self->client_writing_ = false;
@@ -619,17 +178,10 @@ void session::pump() {
                                   self->pump();
                               });
             return;
-        }
-        if (reply_broken_) {
-            finish();
-            return;
-        }
-        if (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_) {
-            pump();  // a swallowed reply was all there was before a local one
-            return;
-        }
+        case client_write::kind::none:
+            break;
     }
-    if (pending_upstream_.empty() && upstream_paused_ && up_ && !closing_) {
+    if (pending_upstream_.empty() && upstream_paused_ && up_) {
         upstream_paused_ = false;
         up_->resume_reading();
     }
@@ -638,27 +190,16 @@ void session::pump() {
 // ---------------------------------------------------------------------------------------------
 // Ending
 
-void session::protocol_error(std::string reply) {
-    ++ctx_->stats->protocol_errors;
-    log::debug("client sent a malformed command; closing it");
-    // Part of a frame may have gone upstream already: that connection is never reused.
-    if (mid_frame_ || mode_ == frame_mode::forward) upstream_bad_ = true;
-    input_done_ = true;
-    mode_ = frame_mode::undecided;
-    held_.clear();
-    answer_locally(std::move(reply), true);
-}
-
 void session::finish() {
     if (finished_) return;
     finished_ = true;
-    closing_ = true;
     boost::system::error_code ignored;
     client_.close(ignored);  // no shutdown() first: nothing else holds the descriptor
     --ctx_->stats->clients;
     if (ctx_->on_session_end) ctx_->on_session_end(this);
     recycle();
-    // Pending handlers (a client write, an acquire) may still hold the session; they see closing_.
+    // Pending handlers (a client write, an acquire) may still hold the session; they see
+    // finished_.
     auto keep_until_return = std::move(self_);
 }
 
@@ -666,42 +207,25 @@ void session::recycle() {
     if (!up_) return;
     auto c = std::move(up_);
     c->set_reader(nullptr);
-    std::uint64_t owed = 0;
-    bool resetting = false;  // a client RESET's replies are still in flight
-    for (const auto& s : slots_) {
-        if (s.what == slot::kind::upstream || s.what == slot::kind::swallow) owed += s.replies;
-        if (s.what == slot::kind::swallow || s.ends_at_reset) resetting = true;
-    }
+    const auto d = core_.release(upstream_writing_, !pending_upstream_.empty(), c->broken(),
+                                 c->info().client_id);
     auto& pool = *ctx_->pool;
-    // A command that may block is still unanswered: the connection would read RESET only once
-    // it is served, maybe never (BLPOP k 0), holding a pool slot until recycle_timeout.
-    const bool maybe_blocked = last_blocking_reply_ > replies_received_total_;
-    // Uncounted replies and a RESET of the client's in flight: the recycler could not tell the
-    // client's "+RESET" from its own.
-    const bool ambiguous = untracked_ && resetting;
-    // Another client named this connection in CLIENT TRACKING … REDIRECT.
-    auto& targets = ctx_->redirect_targets;
-    const auto target = std::find(targets.begin(), targets.end(), c->info().client_id);
-    if (c->info().client_id != 0 && target != targets.end()) {
-        targets.erase(target);
-        identity_exposed_ = true;
+    switch (d.what) {
+        case release_decision::kind::discard:
+            ++ctx_->stats->discarded;
+            pool.release(std::move(c), false);
+            return;
+        case release_decision::kind::clean:
+            ++ctx_->stats->recycled_clean;
+            pool.release(std::move(c), true);
+            return;
+        case release_decision::kind::reset:
+            // State left behind (MULTI, SELECT, SUBSCRIBE, replies in flight): RESET, re-AUTH,
+            // re-SELECT, and drain up to RESET's reply before anyone else gets the connection.
+            recycle_with_reset(ctx_, std::move(c), core_.reply_scanner(),
+                               std::string(pending_upstream_), d.owed);
+            return;
     }
-    if (identity_exposed_) ++ctx_->stats->identity_discards;
-    if (upstream_bad_ || c->broken() || mid_frame_ || upstream_writing_ || !out_.empty() ||
-        maybe_blocked || ambiguous || identity_exposed_) {
-        ++ctx_->stats->discarded;
-        pool.release(std::move(c), false);
-        return;
-    }
-    if (!dirty_ && !untracked_ && owed == 0 && pending_upstream_.empty() && at_reply_boundary_) {
-        ++ctx_->stats->recycled_clean;
-        pool.release(std::move(c), true);
-        return;
-    }
-    // State left behind (MULTI, SELECT, SUBSCRIBE, replies in flight): RESET, re-AUTH,
-    // re-SELECT, and drain up to RESET's reply before anyone else gets the connection.
-    recycle_with_reset(ctx_, std::move(c), replies_, std::string(pending_upstream_),
-                       untracked_ ? std::nullopt : std::optional<std::uint64_t>(owed));
 }
 
 }  // namespace redis_sidecar::bridge

@@ -5,20 +5,11 @@
 #include <optional>
 #include <string>
 
+#include "redis_sidecar/bridge/core.hpp"
 #include "redis_sidecar/resp/scanner.hpp"
 #include "redis_sidecar/upstream/connection.hpp"
 
 namespace redis_sidecar::bridge {
-
-struct session_context;
-
-/// What makes a RESET connection the sidecar's again: HELLO 2 [AUTH user password] [SETNAME
-/// name], then SELECT db when db is not 0, with the pool's current credentials.
-struct reauth_pipeline {
-    std::string commands;
-    std::uint64_t replies = 0;  ///< replies the commands produce
-};
-reauth_pipeline make_reauth_pipeline(const session_context& context);
 
 /// Returns a connection a client left with state (MULTI, SELECT, SUBSCRIBE, replies in flight)
 /// to the pool clean: sends RESET and the reauth_pipeline, skips the replies the old client was

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "redis_sidecar/bridge/stats.hpp"
+#include "redis_sidecar/config/secret.hpp"
+#include "redis_sidecar/config/settings.hpp"
+
+namespace redis_sidecar::upstream {
+class pool;
+}
+
+namespace redis_sidecar::bridge {
+
+class session;
+
+/// What every session shares: the pool, the counters and the settings the bridge needs. One
+/// event loop uses it (no locks). The client core reads only the policy fields (no pool).
+struct session_context {
+    std::shared_ptr<upstream::pool> pool;
+    bridge_stats* stats = nullptr;
+    /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: any AUTH is OK.
+    std::optional<config::secret> client_password;
+    /// REDIS_SIDECAR_CLIENT_AUTH=passthrough: clients' AUTH and HELLO … AUTH go to the upstream.
+    bool passthrough_auth = false;
+    /// A local AUTH naming another user than the sidecar's has been logged (once per process).
+    bool other_user_logged = false;
+    /// CLIENT IDs that a client named in CLIENT TRACKING … REDIRECT: the connection with that
+    /// id is closed, not reused, when its client leaves. Bounded: the oldest are forgotten.
+    std::deque<long long> redirect_targets;
+    static constexpr std::size_t max_redirect_targets = 1024;
+    /// For RESET: the upstream's credentials, db and client name, re-applied.
+    const config::upstream_settings* upstream = nullptr;
+    std::string client_name;
+    /// Bound on RESET + re-AUTH when recycling a connection a client left dirty.
+    std::chrono::milliseconds recycle_timeout{5000};
+    /// Called when a session ends (the listener's bookkeeping).
+    std::function<void(session*)> on_session_end;
+};
+
+}  // namespace redis_sidecar::bridge

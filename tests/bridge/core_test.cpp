@@ -1,0 +1,260 @@
+// The bridge's protocol core without sockets: client bytes and upstream bytes in, bytes for the
+// upstream, writes for the client and the release decision out. Every case is fed whole, one
+// byte at a time and in random pieces (both directions), and must give the same result.
+
+#include "redis_sidecar/bridge/core.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "redis_sidecar/resp/command.hpp"
+
+namespace redis_sidecar::bridge {
+namespace {
+
+using kind = release_decision::kind;
+
+std::string cmd(std::initializer_list<std::string_view> args) { return resp::format_command(args); }
+std::string repeat(std::string_view s, std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += s;
+    return out;
+}
+
+constexpr std::string_view sidecar_name = "redis-sidecar:test";
+/// HELLO 2's reply in RESP2 (a flat map), as a server sends it to the re-authentication.
+const std::string hello_reply = "*4\r\n$6\r\nserver\r\n$5\r\nredis\r\n$2\r\nid\r\n:7\r\n";
+
+/// The re-authentication the core must send after a client's RESET, spelled out.
+std::string reauth(unsigned db = 0) {
+    std::string s = cmd({"HELLO", "2", "AUTH", "app", "app-password-0123", "SETNAME", sidecar_name});
+    if (db != 0) s += cmd({"SELECT", std::to_string(db)});
+    return s;
+}
+
+struct core_case {
+    std::string name;
+    std::string client;             ///< bytes the client sends
+    std::string want_upstream;      ///< bytes the core forwards, exactly
+    std::string upstream;           ///< bytes the upstream answers
+    std::string want_client;        ///< bytes the client reads, in order
+    bool want_closed = false;       ///< the core closes the client
+    kind want_release = kind::clean;
+    std::optional<std::uint64_t> want_owed;  ///< for kind::reset
+    std::function<void(session_context&)> setup = {};
+    std::function<void(const bridge_stats&)> check_stats = {};
+    friend void PrintTo(const core_case& c, std::ostream* os) { *os << c.name; }
+};
+
+struct outcome {
+    std::string upstream;
+    std::string client;
+    bool closed = false;
+    release_decision release;
+    bridge_stats stats;
+};
+
+/// Runs a case with the client's and the upstream's bytes cut by `cut` (sizes of pieces).
+outcome run(const core_case& c, const std::function<std::size_t(std::size_t)>& cut) {
+    config::upstream_settings up;
+    up.username = "app";
+    up.password = config::secret("app-password-0123");
+    bridge_stats stats;
+    session_context ctx;
+    ctx.stats = &stats;
+    ctx.upstream = &up;
+    ctx.client_name = std::string(sidecar_name);
+    if (c.setup) c.setup(ctx);
+    client_core core(ctx);
+    outcome out;
+    auto drain = [&](std::string_view& pending) {
+        while (!out.closed) {
+            auto w = core.next_write(pending);
+            if (w.what == client_write::kind::none) return;
+            if (w.what == client_write::kind::close) {
+                out.closed = true;
+                return;
+            }
+            out.client += w.what == client_write::kind::local ? w.local : std::string(w.bytes);
+            if (w.close_after) out.closed = true;
+        }
+    };
+    std::string_view none;
+    for (std::size_t at = 0; at < c.client.size() && core.accepts_input();) {
+        const auto n = cut(c.client.size() - at);
+        core.feed_client(std::string_view(c.client).substr(at, n));
+        at += n;
+        out.upstream += core.upstream_output();
+        core.upstream_output().clear();
+        drain(none);
+    }
+    for (std::size_t at = 0; at < c.upstream.size() && !out.closed;) {
+        const auto n = cut(c.upstream.size() - at);
+        std::string_view pending = std::string_view(c.upstream).substr(at, n);
+        at += n;
+        drain(pending);
+        EXPECT_TRUE(pending.empty() || out.closed) << "the core left upstream bytes undelivered";
+    }
+    out.release = core.release(false, false, false, 7);
+    out.stats = stats;
+    return out;
+}
+
+class core_test : public ::testing::TestWithParam<core_case> {};
+
+TEST_P(core_test, same_result_whole_bytewise_and_in_random_pieces) {
+    const auto& c = GetParam();
+    std::mt19937 rng(12345);
+    const std::pair<const char*, std::function<std::size_t(std::size_t)>> cuts[] = {
+        {"whole", [](std::size_t left) { return left; }},
+        {"bytewise", [](std::size_t) { return std::size_t{1}; }},
+        {"random",
+         [&](std::size_t left) {
+             return std::min(left, std::uniform_int_distribution<std::size_t>(1, 7)(rng));
+         }},
+    };
+    for (const auto& [how, cut] : cuts) {
+        SCOPED_TRACE(how);
+        const outcome o = run(c, cut);
+        EXPECT_EQ(o.upstream, c.want_upstream);
+        EXPECT_EQ(o.client, c.want_client);
+        EXPECT_EQ(o.closed, c.want_closed);
+        EXPECT_EQ(o.release.what, c.want_release);
+        if (c.want_release == kind::reset) EXPECT_EQ(o.release.owed, c.want_owed);
+        if (c.check_stats) c.check_stats(o.stats);
+    }
+}
+
+std::vector<core_case> cases() {
+    const std::string ping = cmd({"PING"});
+    const std::string get_a = cmd({"GET", "a"});
+    const std::string get_b = cmd({"GET", "b"});
+    const std::string auth_any = cmd({"AUTH", "whatever"});
+    const std::string reset = cmd({"RESET"});
+    const std::string deep = repeat("*1\r\n", 10000) + "-ERR reached lua stack limit\r\n";
+    return {
+        {"forwarded", ping, ping, "+PONG\r\n", "+PONG\r\n"},
+        {"local_auth_keeps_its_place", get_a + auth_any + get_b, get_a + get_b,
+         "$1\r\n1\r\n$-1\r\n", "$1\r\n1\r\n+OK\r\n$-1\r\n"},
+        {"quit_ends_the_input", "PING\r\nQUIT\r\nPING\r\n", "PING\r\n", "+PONG\r\n",
+         "+PONG\r\n+OK\r\n", true},
+        {"client_password_gate", get_a + cmd({"AUTH", "wrong"}) + cmd({"AUTH", "local-pw"}) + get_a,
+         get_a, "$-1\r\n",
+         "-NOAUTH Authentication required.\r\n"
+         "-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n$-1\r\n",
+         false, kind::clean, std::nullopt,
+         [](session_context& ctx) { ctx.client_password = config::secret("local-pw"); },
+         [](const bridge_stats& s) { EXPECT_EQ(s.auth_failures, 1u); }},
+        {"auth_as_another_user_is_counted", cmd({"AUTH", "bob", "x"}) + ping, ping, "+PONG\r\n",
+         "+OK\r\n+PONG\r\n", false, kind::clean, std::nullopt, {},
+         [](const bridge_stats& s) { EXPECT_EQ(s.auth_other_user, 1u); }},
+        {"passthrough_auth_goes_upstream", cmd({"AUTH", "bob", "x"}) + ping,
+         cmd({"AUTH", "bob", "x"}) + ping, "+OK\r\n+PONG\r\n", "+OK\r\n+PONG\r\n", false,
+         kind::reset, 0, [](session_context& ctx) { ctx.passthrough_auth = true; }},
+        {"reset_reauthenticates_behind_the_client",
+         cmd({"SET", "a", "1"}) + cmd({"MULTI"}) + reset + get_a,
+         cmd({"SET", "a", "1"}) + cmd({"MULTI"}) + reset + reauth() + get_a,
+         "+OK\r\n+OK\r\n+RESET\r\n" + hello_reply + "$1\r\n1\r\n",
+         "+OK\r\n+OK\r\n+RESET\r\n$1\r\n1\r\n", false, kind::clean, std::nullopt, {},
+         [](const bridge_stats& s) { EXPECT_EQ(s.client_resets, 1u); }},
+        {"reset_reselects_the_configured_db", ping + reset, ping + reset + reauth(3),
+         "+PONG\r\n+RESET\r\n" + hello_reply + "+OK\r\n", "+PONG\r\n+RESET\r\n", false,
+         kind::clean, std::nullopt,
+         [](session_context& ctx) {
+             static config::upstream_settings db3;
+             db3 = *ctx.upstream;
+             db3.db = 3;
+             ctx.upstream = &db3;
+         }},
+        {"reset_in_pub_sub_passes_messages_until_its_reply",
+         cmd({"SUBSCRIBE", "ch"}) + reset + ping,
+         cmd({"SUBSCRIBE", "ch"}) + reset + reauth() + ping,
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+         "+RESET\r\n" + hello_reply + "+PONG\r\n",
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+         "+RESET\r\n+PONG\r\n"},
+        {"reset_without_a_lease_is_answered_here", reset + auth_any, "", "", "+RESET\r\n+OK\r\n"},
+        {"reset_with_a_client_password_logs_out",
+         cmd({"AUTH", "local-pw"}) + ping + reset + ping, ping + reset + reauth(),
+         "+PONG\r\n+RESET\r\n" + hello_reply,
+         "+OK\r\n+PONG\r\n+RESET\r\n-NOAUTH Authentication required.\r\n", false, kind::clean,
+         std::nullopt,
+         [](session_context& ctx) { ctx.client_password = config::secret("local-pw"); }},
+        {"refused_reauthentication_closes_the_client", ping + reset + ping, ping + reset + reauth() + ping,
+         "+PONG\r\n+RESET\r\n-WRONGPASS invalid\r\n-NOAUTH Authentication required.\r\n",
+         "+PONG\r\n+RESET\r\n", true, kind::discard},
+        {"getname_of_an_unnamed_client", cmd({"CLIENT", "GETNAME"}) + "CLIENT GETNAME\r\n", "", "",
+         "$-1\r\n$-1\r\n"},
+        {"getname_after_setname_asks_the_upstream",
+         cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}),
+         cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}), "+OK\r\n$2\r\nme\r\n",
+         "+OK\r\n$2\r\nme\r\n", false, kind::reset, 0},
+        {"getname_in_resp3_is_null", cmd({"HELLO", "3"}) + cmd({"CLIENT", "GETNAME"}),
+         cmd({"HELLO", "3"}), "%1\r\n+proto\r\n:3\r\n", "%1\r\n+proto\r\n:3\r\n_\r\n", false,
+         kind::reset, 0},
+        {"client_id_takes_the_connection_away", cmd({"CLIENT", "ID"}), cmd({"CLIENT", "ID"}),
+         ":9\r\n", ":9\r\n", false, kind::discard, std::nullopt, {},
+         [](const bridge_stats& s) { EXPECT_EQ(s.identity_discards, 1u); }},
+        {"a_redirect_target_is_not_reused", cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "7"}),
+         cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "7"}), "+OK\r\n", "+OK\r\n", false,
+         kind::discard},
+        {"deep_reply_then_local_and_forwarded", cmd({"EVAL", "x", "0"}) + auth_any + get_a,
+         cmd({"EVAL", "x", "0"}) + get_a, deep + "$1\r\nv\r\n", deep + "+OK\r\n$1\r\nv\r\n"},
+        {"unframable_reply_closes_the_client", ping + get_a, ping + get_a, "+PONG\r\n?garbage\r\n",
+         "+PONG\r\n", true, kind::discard, std::nullopt, {},
+         [](const bridge_stats& s) { EXPECT_EQ(s.reply_framing_errors, 1u); }},
+        {"negative_multibulk_is_skipped", "*-10\r\n" + ping, "*-10\r\n" + ping, "+PONG\r\n",
+         "+PONG\r\n"},
+        {"empty_commands_before_a_local_one", "*-3\r\n*0\r\n" + auth_any, "", "", "+OK\r\n"},
+        {"blocked_command_discards", cmd({"BLPOP", "k", "0"}), cmd({"BLPOP", "k", "0"}), "", "",
+         false, kind::discard},
+        {"reply_in_flight_resets_with_its_count", get_a + get_b, get_a + get_b, "$-1\r\n",
+         "$-1\r\n", false, kind::reset, 1},
+        {"multi_left_open_resets", cmd({"MULTI"}), cmd({"MULTI"}), "+OK\r\n", "+OK\r\n", false,
+         kind::reset, 0},
+        {"subscribed_resets_uncounted", cmd({"SUBSCRIBE", "ch"}), cmd({"SUBSCRIBE", "ch"}),
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", false, kind::reset, std::nullopt},
+        {"pushes_are_no_replies", get_a, get_a, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n$-1\r\n",
+         ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n$-1\r\n"},
+        // Part of the bad frame may have gone upstream (when it came in pieces): never reuse.
+        {"protocol_error_answers_and_closes", ping + "*1\r\n$x\r\n", ping, "+PONG\r\n",
+         "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n", true, kind::discard},
+        {"local_reply_in_pub_sub_at_a_frame_boundary", cmd({"SUBSCRIBE", "ch"}) + auth_any,
+         cmd({"SUBSCRIBE", "ch"}), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+         "+OK\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", false, kind::reset, std::nullopt},
+    };
+}
+
+INSTANTIATE_TEST_SUITE_P(cases, core_test, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(core, reauth_pipeline_is_hello_auth_setname_then_select) {
+    config::upstream_settings up;
+    up.username = "app";
+    up.password = config::secret("pw");
+    up.db = 2;
+    session_context ctx;
+    ctx.upstream = &up;
+    ctx.client_name = "redis-sidecar:x";
+    const auto p = make_reauth_pipeline(ctx);
+    EXPECT_EQ(p.commands, "*7\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n"
+                          "$7\r\nSETNAME\r\n$15\r\nredis-sidecar:x\r\n"
+                          "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n");
+    EXPECT_EQ(p.replies, 2u);
+    up.password.reset();
+    up.username.reset();
+    up.db = 0;
+    ctx.client_name.clear();
+    const auto bare = make_reauth_pipeline(ctx);
+    EXPECT_EQ(bare.commands, "*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n");
+    EXPECT_EQ(bare.replies, 1u);
+}
+
+}  // namespace
+}  // namespace redis_sidecar::bridge

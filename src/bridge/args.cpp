@@ -69,7 +69,9 @@ std::vector<std::string> split_inline(std::string_view frame) {
     std::size_t i = 0;
     const auto n = frame.size();
     while (i < n) {
-        while (i < n && (frame[i] == ' ' || frame[i] == '\t' || frame[i] == '\r')) ++i;
+        // White space as sdssplitargs sees it (isspace), the line end aside: an argument loop
+        // that stopped on a space this loop did not skip would never advance.
+        while (i < n && frame[i] != '\n' && std::isspace(static_cast<unsigned char>(frame[i]))) ++i;
         if (i >= n) break;
         if (frame[i] == '\n') {
             if (!args.empty()) break;  // end of the command line

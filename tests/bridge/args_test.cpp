@@ -31,6 +31,9 @@ INSTANTIATE_TEST_SUITE_P(
                       inline_case{"AUTH \"\"\r\n", {"AUTH", ""}},
                       inline_case{"HELLO 3 AUTH default pw\r\nPING\r\n",
                                   {"HELLO", "3", "AUTH", "default", "pw"}},
+                      // Every isspace() byte separates, \v and \f too (found by bridge_core_fuzz:
+                      // an argument loop that stopped on one never advanced).
+                      inline_case{"AUTH\vsecret\f\r\n", {"AUTH", "secret"}},
                       // Empty multibulk commands before an inline one are skipped too.
                       inline_case{"*-3\r\n*0\r\n \r\nCLIENT GETNAME\r\n", {"CLIENT", "GETNAME"}}));
 

@@ -1,10 +1,13 @@
 // libFuzzer target for resp::scanner. For both directions and two sets of limits, the input is
 // scanned whole, one byte at a time and in pieces whose sizes come from the input itself; the
-// outcomes must be identical and every scan() must honour its contract. Any difference aborts.
+// outcomes must be identical and every scan() must honour its contract. In the reply direction
+// the input is also wrapped in thousands of nesting levels, which must move every frame boundary
+// by exactly the wrapper's size. Any difference aborts.
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -85,6 +88,38 @@ void check(direction dir, const scanner_options& options, std::string_view input
     if (!(derived == whole)) fail("input-derived split result differs");
 }
 
+/// Deep nesting: the input's first reply wrapped in `depth` levels of "*1" must end exactly
+/// 4 * depth bytes later (or fail with the same error that many bytes later), and every later
+/// frame likewise. Checked whole and in input-derived pieces.
+void check_nesting(std::size_t depth, std::string_view input) {
+    if (input.empty()) return;
+    const scanner_options options = scanner_options::for_replies();
+    const outcome plain = run(direction::reply, options, input, [&] { return input.size(); });
+    std::string wrapped;
+    wrapped.reserve(depth * 4 + input.size());
+    for (std::size_t i = 0; i < depth; ++i) wrapped += "*1\r\n";
+    wrapped += input;
+    const std::string_view w(wrapped);
+    std::size_t k = 0;
+    const outcome outcomes[] = {
+        run(direction::reply, options, w, [&] { return w.size(); }),
+        run(direction::reply, options, w, [&] {
+            const auto b = static_cast<unsigned char>(w[k++ % w.size()]);
+            return std::size_t{1} + (b % 97);
+        }),
+    };
+    for (const outcome& o : outcomes) {
+        if (o.final_status != plain.final_status || o.error != plain.error) {
+            fail("wrapping a reply in *1 levels changed its outcome");
+        }
+        if (o.consumed != plain.consumed + 4 * depth) fail("wrapped reply consumed differs");
+        if (o.ends.size() != plain.ends.size()) fail("wrapped reply has other frames");
+        for (std::size_t i = 0; i < o.ends.size(); ++i) {
+            if (o.ends[i] != plain.ends[i] + 4 * depth) fail("wrapped reply ends elsewhere");
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -104,5 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(direction::command, tight, input);
     check(direction::reply, tight, input);
     check(direction::reply, resp2, input);
+    // The first byte picks a depth up to 8,064 levels (Lua returns ~8,000); the rest is the reply.
+    check_nesting(static_cast<std::size_t>(data[0] % 64) * 128, input.substr(1));
     return 0;
 }

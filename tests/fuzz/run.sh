@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets in build-fuzz (clang) and runs resp_scanner_fuzz for SECONDS on
-# the committed seed corpus. Exits non-zero if the fuzzer finds a crash (the input is saved as
+# Builds the libFuzzer targets in build-fuzz (clang) and runs each (resp_scanner_fuzz, then
+# bridge_core_fuzz) for SECONDS on its committed seed corpus. Exits non-zero if the fuzzer finds a crash (the input is saved as
 # build-fuzz/crash-*). New interesting inputs go to build-fuzz/corpus, not to the seeds.
 #
 #   tests/fuzz/run.sh 60
@@ -18,13 +18,20 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
 else
   cmake -S "$root" -B "$build" -DREDIS_SIDECAR_FUZZ=ON -DREDIS_SIDECAR_TESTS=OFF
 fi
-cmake --build "$build" --target resp_scanner_fuzz -j 2
+cmake --build "$build" --target resp_scanner_fuzz bridge_core_fuzz -j 2
 
-mkdir -p "$build/corpus"
-exec "$build/tests/fuzz/resp_scanner_fuzz" \
-  -max_total_time="$seconds" \
-  -print_final_stats=1 \
-  -max_len=4096 \
-  -dict="$root/tests/fuzz/resp.dict" \
-  -artifact_prefix="$build/" \
-  "$build/corpus" "$root/tests/fuzz/corpus"
+# fuzz TARGET SEEDS: runs one target for SECONDS on its committed seeds; new inputs go to
+# build-fuzz/corpus-TARGET, crashes to build-fuzz/crash-*.
+fuzz() {
+  local target=$1 seeds=$2
+  mkdir -p "$build/corpus-$target"
+  "$build/tests/fuzz/$target" \
+    -max_total_time="$seconds" \
+    -print_final_stats=1 \
+    -max_len=4096 \
+    -dict="$root/tests/fuzz/resp.dict" \
+    -artifact_prefix="$build/" \
+    "$build/corpus-$target" "$seeds"
+}
+fuzz resp_scanner_fuzz "$root/tests/fuzz/corpus"
+fuzz bridge_core_fuzz "$root/tests/fuzz/corpus-core"

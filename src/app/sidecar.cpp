@@ -3,7 +3,10 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <charconv>
 #include <csignal>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "identity.hpp"
@@ -61,10 +64,24 @@ nlohmann::json parse_info(const std::string& info) {
     for (const auto* key : {"redis_version", "used_memory_human", "connected_clients", "uptime_in_seconds"}) {
         if (fields.count(key) != 0) j[key] = fields[key];
     }
-    if (fields.count("keyspace_hits") != 0 && fields.count("keyspace_misses") != 0) {
-        const double hits = std::stod(fields["keyspace_hits"]);
-        const double misses = std::stod(fields["keyspace_misses"]);
-        j["keyspace_hit_rate"] = hits + misses > 0 ? hits / (hits + misses) : 0.0;
+    // Counters from the upstream are parsed without exceptions: a server (or anything posing
+    // as one) that sends something else only loses the hit rate, never the event loop.
+    const auto counter = [&fields](const char* key) -> std::optional<std::uint64_t> {
+        const auto it = fields.find(key);
+        if (it == fields.end()) return std::nullopt;
+        std::uint64_t v = 0;
+        const auto* end = it->second.data() + it->second.size();
+        const auto r = std::from_chars(it->second.data(), end, v);
+        if (r.ec != std::errc{} || r.ptr != end) return std::nullopt;
+        return v;
+    };
+    const auto hits = counter("keyspace_hits");
+    const auto misses = counter("keyspace_misses");
+    if (hits && misses) {
+        const auto total = static_cast<double>(*hits) + static_cast<double>(*misses);
+        j["keyspace_hit_rate"] = total > 0 ? static_cast<double>(*hits) / total : 0.0;
+    } else if (fields.count("keyspace_hits") != 0) {
+        log::debug("upstream INFO keyspace counters are not numbers; hit rate omitted");
     }
     return j;
 }

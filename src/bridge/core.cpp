@@ -9,6 +9,7 @@
 #include "redis_sidecar/bridge/args.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/handshake.hpp"
 
 namespace redis_sidecar::bridge {
 
@@ -59,17 +60,9 @@ bool may_block(std::string_view name) {
 }  // namespace
 
 reauth_pipeline make_reauth_pipeline(const session_context& context) {
-    const auto& up = *context.upstream;
-    std::vector<std::string_view> hello = {"HELLO", "2"};
-    const std::string user = up.username.value_or("default");
-    if (up.password) hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
-    if (!context.client_name.empty()) hello.insert(hello.end(), {"SETNAME", context.client_name});
-    reauth_pipeline p{resp::format_command(hello), 1};
-    if (up.db != 0) {
-        p.commands += resp::format_command({"SELECT", std::to_string(up.db)});
-        ++p.replies;
-    }
-    return p;
+    auto h = upstream::make_handshake(*context.upstream, context.client_name,
+                                      {.hello = true, .ping = false});
+    return {std::move(h.commands), h.steps.size()};
 }
 
 client_core::client_core(session_context& context)

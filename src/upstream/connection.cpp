@@ -16,6 +16,7 @@
 
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/upstream/error.hpp"
+#include "redis_sidecar/upstream/handshake.hpp"
 
 namespace redis_sidecar::upstream {
 
@@ -581,49 +582,17 @@ private:
         send_hello();
     }
 
-    // HELLO 2 [AUTH user pass] SETNAME name; [SELECT db]; PING — one round trip.
-    void send_hello() {
-        const auto& up = *options_.upstream;
-        std::vector<std::string_view> hello = {"HELLO", "2"};
-        const std::string user = up.username.value_or("default");
-        if (up.password) {
-            hello.insert(hello.end(), {"AUTH", user, up.password->reveal()});
-        }
-        if (!options_.client_name.empty()) hello.insert(hello.end(), {"SETNAME", options_.client_name});
-        step_names_ = {"auth"};
-        send_with_select_and_ping(resp::format_command(hello));
-    }
-
-    // [SELECT db]; PING after the authentication commands, all in one write.
-    void send_with_select_and_ping(std::string pipeline) {
-        const auto& up = *options_.upstream;
-        const std::string db = std::to_string(up.db);
-        if (up.db != 0) {
-            pipeline += resp::format_command({"SELECT", db});
-            step_names_.emplace_back("select");
-        }
-        pipeline += resp::format_command({"PING"});
-        step_names_.emplace_back("ping");
-        async_command(conn_, std::move(pipeline), step_names_.size(), remaining(),
-                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
-    }
-
-    // Servers before Redis 6 have no HELLO: AUTH [user] pass; CLIENT SETNAME; [SELECT]; PING.
+    // The handshake in one round trip; servers before Redis 6 (no HELLO) get AUTH + SETNAME.
+    void send_hello() { send_handshake({.hello = true, .ping = true}); }
     void send_legacy() {
-        const auto& up = *options_.upstream;
-        std::string pipeline;
-        step_names_.clear();
-        if (up.password) {
-            pipeline += up.username ? resp::format_command({"AUTH", *up.username, up.password->reveal()})
-                                    : resp::format_command({"AUTH", up.password->reveal()});
-            step_names_.emplace_back("auth");
-        }
-        if (!options_.client_name.empty()) {
-            pipeline += resp::format_command({"CLIENT", "SETNAME", options_.client_name});
-            step_names_.emplace_back("setname");
-        }
         legacy_ = true;
-        send_with_select_and_ping(std::move(pipeline));
+        send_handshake({.hello = false, .ping = true});
+    }
+    void send_handshake(handshake_options how) {
+        auto h = make_handshake(*options_.upstream, options_.client_name, how);
+        step_names_ = std::move(h.steps);
+        async_command(conn_, std::move(h.commands), step_names_.size(), remaining(),
+                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
     }
 
     std::chrono::milliseconds remaining() const {

@@ -60,28 +60,18 @@ readiness_policy parse_readiness_policy(std::string_view text) {
 }
 
 probe_state::probe_state(options opts, clock::time_point now)
-    : options_(opts), last_heartbeat_(now.time_since_epoch().count()) {}
+    : options_(opts), last_heartbeat_(now) {}
 
-void probe_state::on_change(observer f) {
-    const std::lock_guard lock(mutex_);
-    observer_ = std::move(f);
-}
+void probe_state::on_change(observer f) { observer_ = std::move(f); }
 
 template <class F>
 bool probe_state::update(F mutate) {
-    state from{};
-    state to{};
-    observer notify;
-    {
-        const std::lock_guard lock(mutex_);
-        mutate();
-        from = state_;
-        to = derive();
-        if (from == to) return false;
-        state_ = to;
-        notify = observer_;
-    }
-    if (notify) notify(from, to);
+    mutate();
+    const state from = state_;
+    const state to = derive();
+    if (from == to) return false;
+    state_ = to;
+    if (observer_) observer_(from, to);
     return true;
 }
 
@@ -110,29 +100,20 @@ bool probe_state::mark_stopped() {
 }
 
 void probe_state::heartbeat(clock::time_point now) {
-    const clock::rep t = now.time_since_epoch().count();
-    // Monotonic even if two threads race or a caller passes an older time.
-    clock::rep seen = last_heartbeat_.load(std::memory_order_relaxed);
-    while (seen < t && !last_heartbeat_.compare_exchange_weak(seen, t, std::memory_order_relaxed)) {
-    }
+    last_heartbeat_ = std::max(last_heartbeat_, now);  // monotonic, whatever the caller passes
 }
 
-state probe_state::current() const {
-    const std::lock_guard lock(mutex_);
-    return state_;
-}
+state probe_state::current() const { return state_; }
 
 std::string_view probe_state::state_name() const {
     return name(current());
 }
 
 bool probe_state::live(clock::time_point now) const {
-    const clock::time_point last{clock::duration{last_heartbeat_.load(std::memory_order_relaxed)}};
-    return now - last < options_.liveness_bound;
+    return now - last_heartbeat_ < options_.liveness_bound;
 }
 
 bool probe_state::started() const {
-    const std::lock_guard lock(mutex_);
     return settings_valid_ && startup_completed_;
 }
 

@@ -1,9 +1,7 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,9 +61,9 @@ struct readiness {
         reason;  ///< empty when ready, else e.g. "draining", "no healthy upstream connection"
 };
 
-/// The probe state machine: pure logic, no I/O, the clock passed in. Thread-safe: the event
-/// loop's heartbeat timer, the admin server and the signal handler may call it from different
-/// threads. The change observer runs on the caller's thread, outside the internal lock.
+/// The probe state machine: pure logic, no I/O, the clock passed in. Used from one thread, the
+/// event loop's (heartbeat timer, admin server, signals: docs/architecture.md "Threading"), so
+/// it holds no lock. The change observer runs inside the input that changed the state.
 class probe_state {
   public:
     using clock = std::chrono::steady_clock;
@@ -125,20 +123,19 @@ class probe_state {
     readiness_policy policy() const { return options_.policy; }
 
   private:
-    /// Applies `mutate` under the lock, recomputes the state, and notifies on a change.
+    /// Applies `mutate`, recomputes the state, and notifies on a change.
     template <class F>
     bool update(F mutate);
     state derive() const;
 
     const options options_;
-    mutable std::mutex mutex_;
     bool settings_valid_ = false;
     bool startup_completed_ = false;
     bool draining_ = false;
     bool stopped_ = false;
     state state_ = state::starting;
     observer observer_;
-    std::atomic<clock::rep> last_heartbeat_;
+    clock::time_point last_heartbeat_;
 };
 
 }  // namespace redis_sidecar::health

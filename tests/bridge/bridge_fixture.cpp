@@ -201,18 +201,6 @@ std::optional<std::size_t> reply_end(std::string_view bytes, std::size_t pos) {
     return p;
 }
 
-double metric_sum(const std::string& text, const std::string& name) {
-    double sum = 0;
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.rfind(name, 0) != 0) continue;
-        const auto rest = line.substr(name.size());
-        if (!rest.empty() && rest[0] != ' ' && rest[0] != '{') continue;  // a longer name
-        sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
-}
-
 // ---------------------------------------------------------------------------------------------
 // resp_client
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/eventually.hpp"
+#include "support/metrics_text.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -97,10 +98,6 @@ std::optional<resp_value> parse_reply(std::string_view bytes, std::size_t& pos);
 /// if more bytes are needed. Iterative, so any depth of nesting. Throws std::runtime_error on
 /// bytes that are not RESP.
 std::optional<std::size_t> reply_end(std::string_view bytes, std::size_t pos);
-
-/// The sum of every sample of metric family `name` in Prometheus text (all label sets); 0 when
-/// absent.
-double metric_sum(const std::string& text, const std::string& name);
 
 // ---------------------------------------------------------------------------------------------
 // Server + sidecar

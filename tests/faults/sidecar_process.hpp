@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "support/eventually.hpp"
+#include "support/metrics_text.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 
@@ -55,19 +56,6 @@ inline int http_status(std::uint16_t port, const std::string& path, std::string*
     } catch (const std::exception&) {
         return 0;
     }
-}
-
-/// The sum of every sample of a metric family in /metrics text (all label sets).
-inline double metric_sum(const std::string& text, const std::string& name) {
-    double sum = 0;
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.rfind(name, 0) != 0) continue;
-        const auto rest = line.substr(name.size());
-        if (!rest.empty() && rest[0] != ' ' && rest[0] != '{') continue;  // a longer name
-        sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
 }
 
 inline long rss_kb(pid_t pid) {

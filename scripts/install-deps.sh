@@ -10,6 +10,7 @@ packages=(
   redis-server redis-tools openssl unzip
   stunnel4 haproxy curl python3
   clang libclang-rt-14-dev
+  podman runc catatonit debootstrap
 )
 # Node.js and npm (for the Helm chart's validator and the client-library tests): the machine
 # image has them; Debian's packages are the fallback.

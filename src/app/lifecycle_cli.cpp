@@ -4,9 +4,9 @@
 #include <iostream>
 #include <thread>
 
+#include "admin_client.hpp"
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/config/values.hpp"
-#include "admin_client.hpp"
 
 namespace redis_sidecar::app {
 
@@ -71,7 +71,8 @@ flags:
   --config FILE                 read http.addr from this YAML file; like REDIS_SIDECAR_CONFIG
 )";
 
-const char* const shutdown_help = R"(usage: redis-sidecar shutdown [--timeout 5s] [--http-addr HOST:PORT]
+const char* const shutdown_help =
+    R"(usage: redis-sidecar shutdown [--timeout 5s] [--http-addr HOST:PORT]
 
 Asks the sidecar running beside it to drain and exit (POST /quitquitquit, which it answers only
 on loopback), for a preStop hook or a Job's last step. Exits 0 once the sidecar accepted; it then
@@ -107,7 +108,8 @@ int wait_command(std::vector<std::string> args) {
     const auto deadline = start + timeout;
     std::string last;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         const auto answer =
             admin_request(addr, false, "/startupz", std::clamp(left, 1ms, wait_request_timeout));
         if (answer.status == 200) {
@@ -139,8 +141,8 @@ int shutdown_command(std::vector<std::string> args) {
         std::cout << "redis-sidecar shutdown: the sidecar at " << addr << " is draining\n";
         return exit_ok;
     }
-    std::cerr << "redis-sidecar shutdown: the sidecar at " << addr << " did not accept: "
-              << describe(answer, "POST /quitquitquit")
+    std::cerr << "redis-sidecar shutdown: the sidecar at " << addr
+              << " did not accept: " << describe(answer, "POST /quitquitquit")
               << (answer.status == 403 ? "; it answers only loopback clients: run shutdown "
                                          "in the sidecar's pod"
                                        : "")

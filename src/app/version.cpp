@@ -61,8 +61,8 @@ build_info this_build() {
     b.openssl = OpenSSL_version(OPENSSL_VERSION);
     b.openssl_version = OpenSSL_version(OPENSSL_FULL_VERSION_STRING);
     b.openssl_static = !libcrypto_is_shared_object();
-    b.hiredis = RS_STRINGIFY(HIREDIS_MAJOR) "." RS_STRINGIFY(HIREDIS_MINOR) "." RS_STRINGIFY(
-        HIREDIS_PATCH);
+    b.hiredis =
+        RS_STRINGIFY(HIREDIS_MAJOR) "." RS_STRINGIFY(HIREDIS_MINOR) "." RS_STRINGIFY(HIREDIS_PATCH);
     b.compiler = compiler();
     b.build_type = REDIS_SIDECAR_BUILD_TYPE;
     return b;
@@ -71,7 +71,8 @@ build_info this_build() {
 std::string to_text(const build_info& b) {
     std::string out = "redis-sidecar " + b.version + "\n";
     out += "  commit   " + b.commit + "\n";
-    out += "  openssl  " + b.openssl + (b.openssl_static ? " (linked statically)" : " (shared library)") + "\n";
+    out += "  openssl  " + b.openssl +
+           (b.openssl_static ? " (linked statically)" : " (shared library)") + "\n";
     out += "  hiredis  " + b.hiredis + "\n";
     out += "  built    " + b.compiler + (b.build_type.empty() ? "" : ", " + b.build_type) + "\n";
     return out;

@@ -27,7 +27,8 @@ build_info this_build();
 /// The text form: the first line is "redis-sidecar VERSION", then one line per part.
 std::string to_text(const build_info& b);
 
-/// The JSON form: {version, commit, openssl: {version, text, linkage}, hiredis, compiler, build_type}.
+/// The JSON form: {version, commit, openssl: {version, text, linkage}, hiredis, compiler,
+/// build_type}.
 nlohmann::json to_json(const build_info& b);
 
 }  // namespace redis_sidecar::app

@@ -21,7 +21,7 @@ const std::string password = "lifecycle-test-password-0123";
 /// A TLS redis-server with a password, not started yet, and the sidecar settings that reach it
 /// (password from a file, as a mounted Secret gives it).
 class lifecycle_cli : public ::testing::Test {
-protected:
+  protected:
     lifecycle_cli() : server_(tls_options()) {
         secrets_.write_file("password", password + "\n");
         http_ = free_tcp_port();
@@ -60,8 +60,8 @@ protected:
 
     /// PING through the sidecar's local listener with plain redis-cli, as the application would.
     std::string ping() const {
-        return trim(run_process({"redis-cli", "-p", std::to_string(listen_), "PING"}, base_env(), 10s)
-                        .out);
+        return trim(
+            run_process({"redis-cli", "-p", std::to_string(listen_), "PING"}, base_env(), 10s).out);
     }
 
     temp_dir secrets_;
@@ -83,8 +83,9 @@ TEST_F(lifecycle_cli, wait_returns_once_the_sidecar_has_started) {
     const auto started = clock::now();
     ASSERT_EQ(waiter.wait_exit(20s), 0) << waiter.err() << sidecar_.err();
     EXPECT_LT(clock::now() - started, 15s);
-    EXPECT_NE(waiter.out().find("redis-sidecar wait: the sidecar at " + http_addr() + " has started"),
-              std::string::npos)
+    EXPECT_NE(
+        waiter.out().find("redis-sidecar wait: the sidecar at " + http_addr() + " has started"),
+        std::string::npos)
         << waiter.out();
     // Once wait said so, the sidecar serves: a client gets PONG through it.
     EXPECT_EQ(ping(), "PONG");
@@ -100,8 +101,9 @@ TEST_F(lifecycle_cli, wait_times_out_with_the_last_answer) {
     EXPECT_GE(took, 1500ms);
     EXPECT_LT(took, 5s);
     EXPECT_TRUE(r.out.empty()) << r;
-    EXPECT_EQ(r.err, "redis-sidecar wait: the sidecar at " + http_addr() +
-                         " did not start within 1500ms; last: /startupz answered 503 (not started)\n");
+    EXPECT_EQ(r.err,
+              "redis-sidecar wait: the sidecar at " + http_addr() +
+                  " did not start within 1500ms; last: /startupz answered 503 (not started)\n");
     EXPECT_EQ(sidecar_.stop(10s), 0);
 }
 
@@ -121,9 +123,9 @@ TEST_F(lifecycle_cli, a_wildcard_admin_address_is_reached_on_loopback) {
     server_.start();
     start_sidecar();
     // The sidecar listens on 127.0.0.1; told 0.0.0.0 (the chart's default), wait asks loopback.
-    const auto r = run_sidecar({"wait", "--timeout", "10s", "--http-addr",
-                                "0.0.0.0:" + std::to_string(http_)},
-                               {{"REDIS_SIDECAR_HTTP_ADDR", "127.0.0.1:1"}});  // the flag wins
+    const auto r =
+        run_sidecar({"wait", "--timeout", "10s", "--http-addr", "0.0.0.0:" + std::to_string(http_)},
+                    {{"REDIS_SIDECAR_HTTP_ADDR", "127.0.0.1:1"}});  // the flag wins
     EXPECT_EQ(r.exit_code, 0) << r;
     EXPECT_NE(r.out.find("127.0.0.1:" + std::to_string(http_)), std::string::npos) << r;
     EXPECT_EQ(sidecar_.stop(10s), 0);
@@ -145,8 +147,8 @@ TEST_F(lifecycle_cli, shutdown_drains_the_sidecar_which_exits_0) {
     EXPECT_NE(sidecar_.err().find("POST /quitquitquit"), std::string::npos) << sidecar_.err();
     EXPECT_EQ(sidecar_.err().find(password), std::string::npos);
     // Nobody left to ask.
-    const auto again = run_sidecar({"shutdown", "--timeout", "1s"},
-                                   {{"REDIS_SIDECAR_HTTP_ADDR", http_addr()}});
+    const auto again =
+        run_sidecar({"shutdown", "--timeout", "1s"}, {{"REDIS_SIDECAR_HTTP_ADDR", http_addr()}});
     EXPECT_EQ(again.exit_code, 1) << again;
     EXPECT_EQ(again.err, "redis-sidecar shutdown: the sidecar at " + http_addr() +
                              " did not accept: connection refused\n");
@@ -155,8 +157,9 @@ TEST_F(lifecycle_cli, shutdown_drains_the_sidecar_which_exits_0) {
 TEST_F(lifecycle_cli, bad_flags_are_usage_errors) {
     const auto r = run_sidecar({"wait", "--timeout", "soon"}, {});
     EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_EQ(r.err, "redis-sidecar wait: --timeout: 'soon' is not a duration (250ms, 5s, 2m or a "
-                     "number of seconds)\n");
+    EXPECT_EQ(r.err,
+              "redis-sidecar wait: --timeout: 'soon' is not a duration (250ms, 5s, 2m or a "
+              "number of seconds)\n");
     const auto s = run_sidecar({"shutdown"}, {{"REDIS_SIDECAR_HTTP_ADDR", "nowhere"}});
     EXPECT_EQ(s.exit_code, 2) << s;
     EXPECT_NE(s.err.find("REDIS_SIDECAR_HTTP_ADDR"), std::string::npos) << s;

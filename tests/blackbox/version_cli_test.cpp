@@ -50,8 +50,8 @@ TEST(version_cli, commit_is_the_source_trees_head) {
 
 TEST(version_cli, openssl_is_not_a_shared_library_dependency) {
     // What `version` claims, checked from outside: no libssl / libcrypto in the dynamic section.
-    const auto r = run_process({"readelf", "-d", REDIS_SIDECAR_BINARY}, base_env(),
-                               std::chrono::seconds(10));
+    const auto r =
+        run_process({"readelf", "-d", REDIS_SIDECAR_BINARY}, base_env(), std::chrono::seconds(10));
     ASSERT_EQ(r.exit_code, 0) << r;
     const bool needs_libcrypto = r.out.find("[libcrypto.so") != std::string::npos;
     EXPECT_EQ(needs_libcrypto, !REDIS_SIDECAR_STATIC_DEPS) << r.out;
@@ -62,7 +62,8 @@ TEST(version_cli, text_agrees_with_json) {
     const auto j = version_json();
     const auto r = run_sidecar({"version"}, {});
     ASSERT_EQ(r.exit_code, 0) << r;
-    EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "redis-sidecar " + j["version"].get<std::string>());
+    EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
+              "redis-sidecar " + j["version"].get<std::string>());
     EXPECT_NE(r.out.find("\n  commit   " + j["commit"].get<std::string>() + "\n"),
               std::string::npos)
         << r.out;

@@ -38,16 +38,27 @@ std::string reauth(unsigned db = 0) {
 }
 
 struct core_case {
+    using setup_fn = std::function<void(session_context&)>;
+    using stats_fn = std::function<void(const bridge_stats&)>;
+    core_case(std::string name, std::string client, std::string want_upstream, std::string upstream,
+              std::string want_client, bool want_closed = false, kind want_release = kind::clean,
+              std::optional<std::uint64_t> want_owed = std::nullopt, setup_fn setup = {},
+              stats_fn check_stats = {})
+        : name(std::move(name)), client(std::move(client)), want_upstream(std::move(want_upstream)),
+          upstream(std::move(upstream)), want_client(std::move(want_client)),
+          want_closed(want_closed), want_release(want_release), want_owed(want_owed),
+          setup(std::move(setup)), check_stats(std::move(check_stats)) {}
+
     std::string name;
-    std::string client;             ///< bytes the client sends
-    std::string want_upstream;      ///< bytes the core forwards, exactly
-    std::string upstream;           ///< bytes the upstream answers
-    std::string want_client;        ///< bytes the client reads, in order
-    bool want_closed = false;       ///< the core closes the client
-    kind want_release = kind::clean;
+    std::string client;         ///< bytes the client sends
+    std::string want_upstream;  ///< bytes the core forwards, exactly
+    std::string upstream;       ///< bytes the upstream answers
+    std::string want_client;    ///< bytes the client reads, in order
+    bool want_closed;           ///< the core closes the client
+    kind want_release;
     std::optional<std::uint64_t> want_owed;  ///< for kind::reset
-    std::function<void(session_context&)> setup = {};
-    std::function<void(const bridge_stats&)> check_stats = {};
+    setup_fn setup;
+    stats_fn check_stats;
     friend void PrintTo(const core_case& c, std::ostream* os) { *os << c.name; }
 };
 
@@ -125,7 +136,9 @@ TEST_P(core_test, same_result_whole_bytewise_and_in_random_pieces) {
         EXPECT_EQ(o.client, c.want_client);
         EXPECT_EQ(o.closed, c.want_closed);
         EXPECT_EQ(o.release.what, c.want_release);
-        if (c.want_release == kind::reset) EXPECT_EQ(o.release.owed, c.want_owed);
+        if (c.want_release == kind::reset) {
+            EXPECT_EQ(o.release.owed, c.want_owed);
+        }
         if (c.check_stats) c.check_stats(o.stats);
     }
 }

@@ -12,5 +12,6 @@ else
   extra=()
 fi
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREDIS_SIDECAR_WERROR=ON "${extra[@]}" "$@" >/dev/null
-cmake --build "$build" -j "$(nproc)"
+# Progress and compiler errors on stderr: callers take the folder from the last stdout line.
+cmake --build "$build" -j "$(nproc)" >&2
 echo "$build"

@@ -201,7 +201,12 @@ void client_core::forward_held(std::string_view frame, std::string_view name) {
 
 void client_core::handle_intercepted(std::string_view frame, bool is_inline) {
     const auto args = is_inline ? split_inline(frame) : split_multibulk(frame);
-    if (args.empty()) return;
+    if (args.empty()) {
+        // Unreachable while args.cpp splits as the scanner frames; every frame still gets its
+        // one reply, so the replies after it stay with their commands.
+        answer_locally("-ERR redis-sidecar: could not read the command\r\n");
+        return;
+    }
     const std::string name = lower(args[0]);
     if (name == "quit") {
         input_done_ = true;

@@ -77,7 +77,7 @@ set -x
 redis-cli -h "${listen%:*}" -p "$lport" PING
 redis-cli -h "${listen%:*}" -p "$lport" SET greeting "hello through the sidecar"
 redis-cli -h "${listen%:*}" -p "$lport" GET greeting
-redis-cli -h "${listen%:*}" -p "$lport" CLIENT GETNAME
+redis-cli -h "${listen%:*}" -p "$lport" ACL WHOAMI
 set +x
 if command -v curl >/dev/null 2>&1; then
   if curl -fsS "http://$http/readyz" >/dev/null 2>&1; then

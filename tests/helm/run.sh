@@ -123,6 +123,7 @@ cases=(
   "elasticache-tls-auth    |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_USERNAME=app,REDIS_TLS_SKIP_VERIFY=false"
   "existing-secret         |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
   "native-false            |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar"
+  "native-false-hold       |redis.default.svc.cluster.local:6379                    |false|false|0|no |REDIS_SIDECAR_HTTP_ADDR=0.0.0.0:9090"
   "all-on                  |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
 )
 for f in "$chart"/ci/*-values.yaml; do
@@ -152,6 +153,29 @@ check "chart: changing the password rolls the pod (checksum annotation)" sh -c '
   a=$("$0" template demo "$1" -f "$2" | grep checksum/redis-sidecar-secret)
   b=$("$0" template demo "$1" -f "$2" --set externalRedis.password=another-token-0123 | grep checksum/redis-sidecar-secret)
   [ -n "$a" ] && [ "$a" != "$b" ]' "$helm" "$chart" "$here/values/elasticache-tls-auth.yaml"
+# sidecar_first_and_waits FILE: the regular sidecar is the pod's first container and its postStart
+# runs `redis-sidecar wait` for the startup probe's whole budget (2s x 90); without the option it
+# is neither.
+sidecar_first_and_waits() {
+  node --input-type=module -e '
+    import { loadObjects, podSpec } from "'"$here"'/lib.mjs";
+    const [file, hold] = process.argv.slice(1);
+    const spec = podSpec(loadObjects(file).find((o) => o.kind === "Deployment"));
+    const names = spec.containers.map((c) => c.name);
+    const sc = spec.containers.find((c) => c.name === "redis-sidecar");
+    const cmd = JSON.stringify(sc.lifecycle?.postStart?.exec?.command ?? null);
+    const want = hold === "true"
+      ? { first: "redis-sidecar", cmd: JSON.stringify(["redis-sidecar", "wait", "--timeout", "180s"]) }
+      : { first: "demo", cmd: "null" };
+    if (names[0] !== want.first || cmd !== want.cmd) {
+      console.log(`containers ${names}, postStart ${cmd}; want first ${want.first}, postStart ${want.cmd}`);
+      process.exit(1);
+    }' "$1" "$2"
+}
+check "chart: holdApplicationUntilStarted lists the sidecar first, its postStart waits for /startupz" \
+  sidecar_first_and_waits "$tmp/native-false-hold.yaml" true
+check "chart: without it (native=false) the app comes first and nothing waits" \
+  sidecar_first_and_waits "$tmp/native-false.yaml" false
 check "chart: native sidecar refused on Kubernetes 1.28 with a message" sh -c '
   ! "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 >/dev/null | grep -q . && exit 1
   "$0" template demo "$1" -f "$2" --kube-version 1.28.0 2>&1 | grep -q "sidecar.native=true needs Kubernetes >= 1.29"' \

@@ -284,11 +284,21 @@ failureThreshold: {{ .p.failureThreshold }}
   args: [run]
   {{- if $s.native }}
   restartPolicy: Always
-  {{- else if semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}
+  {{- else }}
+  {{- $sleep := semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}
+  {{- if or $sleep $s.holdApplicationUntilStarted }}
   lifecycle:
+    {{- if $s.holdApplicationUntilStarted }}
+    postStart:
+      exec:
+        command: [redis-sidecar, wait, --timeout, {{ printf "%ds" (mul $s.probes.startup.periodSeconds $s.probes.startup.failureThreshold) | quote }}]
+    {{- end }}
+    {{- if $sleep }}
     preStop:
       sleep:
         seconds: {{ $s.drain.preStopSleepSeconds }}
+    {{- end }}
+  {{- end }}
   {{- end }}
   ports:
     - name: sidecar-admin

@@ -512,6 +512,8 @@ public:
                             });
     }
 
+    const std::shared_ptr<connection>& connection_being_opened() const { return conn_; }
+
 private:
     void trace(std::string name, bool ok, std::string detail) {
         if (options_.trace != nullptr) {
@@ -679,11 +681,13 @@ private:
 
 }  // namespace
 
-void async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
-                std::vector<tcp::endpoint> endpoints, open_options options, open_handler handler) {
-    std::make_shared<opener>(ex, tls, id, std::move(endpoints), std::move(options),
-                             std::move(handler))
-        ->start();
+std::shared_ptr<connection> async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
+                                       std::vector<tcp::endpoint> endpoints, open_options options,
+                                       open_handler handler) {
+    auto o = std::make_shared<opener>(ex, tls, id, std::move(endpoints), std::move(options),
+                                      std::move(handler));
+    o->start();
+    return o->connection_being_opened();
 }
 
 }  // namespace redis_sidecar::upstream

@@ -136,6 +136,14 @@ void pool::stop() {
     auto idle = std::move(idle_);
     idle_.clear();
     for (auto& c : idle) discard(c);
+    // Opens in flight end now (their handlers see the error and find the pool stopped): left to
+    // run, a TLS handshake pending when the event loop stops keeps its opener and connection
+    // alive in a cycle.
+    auto in_flight = std::move(in_flight_);
+    in_flight_.clear();
+    for (auto& w : in_flight) {
+        if (auto c = w.lock()) c->close();
+    }
     update_counts();
 }
 
@@ -345,11 +353,16 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
     o.keepalive = options_.keepalive;
     o.client_name = options_.client_name;
     const auto generation = with_previous ? auth_generation_ - 1 : auth_generation_;
-    async_open(ex_, tls_, next_connection_id_++, endpoints, o,
+    std::erase_if(in_flight_, [](const std::weak_ptr<connection>& w) { return w.expired(); });
+    in_flight_.push_back(async_open(ex_, tls_, next_connection_id_++, endpoints, o,
                [weak = weak_from_this(), endpoints, with_previous, generation, started,
                 epoch = epoch_](std::error_code e, std::shared_ptr<connection> c) {
                    auto self = weak.lock();
                    if (!self) return;
+                   std::erase_if(self->in_flight_, [&c](const std::weak_ptr<connection>& w) {
+                       const auto p = w.lock();
+                       return !p || p == c;
+                   });
                    // A Secret updated before the cache: the previous password still works.
                    if (e == make_error_code(error::wrongpass) && !with_previous &&
                        self->previous_ && self->running_) {
@@ -366,7 +379,7 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
                        }
                    }
                    self->on_opened(e, std::move(c), started);
-               });
+               }));
 }
 
 void pool::update_credentials(std::optional<std::string> username,

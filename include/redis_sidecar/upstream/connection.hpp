@@ -180,10 +180,12 @@ using open_handler = std::function<void(std::error_code, std::shared_ptr<connect
 /// TCP connect to the first endpoint that answers → TLS handshake (SNI, host name verification)
 /// → HELLO 2 [AUTH] SETNAME (or AUTH + CLIENT SETNAME on servers without HELLO) → SELECT → PING,
 /// pipelined in one round trip. On failure the error is classified (upstream::error) and the
-/// connection is closed. The handler runs on `ex`.
-void async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
-                std::vector<tcp::endpoint> endpoints, open_options options,
-                open_handler handler);
+/// connection is closed. The handler runs on `ex`. Returns the connection being opened: closing
+/// it ends the open at once (the handler gets the error), which is how an owner that stops
+/// ends opens still in flight (their pending steps would otherwise keep each other alive).
+std::shared_ptr<connection> async_open(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
+                                       std::vector<tcp::endpoint> endpoints, open_options options,
+                                       open_handler handler);
 
 /// The commands the sidecar sends on its own connections (PING, AUTH, RESET): writes the
 /// formatted bytes (one or several pipelined commands), reads `replies` replies within

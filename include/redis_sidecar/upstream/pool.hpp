@@ -139,6 +139,8 @@ private:
     std::size_t leased_ = 0;
     std::size_t checking_ = 0;
     std::size_t opening_ = 0;
+    /// Connections being opened, closed by stop() so that no open outlives the pool.
+    std::vector<std::weak_ptr<connection>> in_flight_;
     std::deque<waiter> waiters_;
     std::uint64_t next_waiter_id_ = 1;
     std::uint64_t next_connection_id_ = 1;

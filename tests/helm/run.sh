@@ -37,22 +37,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export HELM_CACHE_HOME="$tmp/helm/cache" HELM_CONFIG_HOME="$tmp/helm/config" HELM_DATA_HOME="$tmp/helm/data"
 
-passed=0
-failed=0
+# shellcheck source=../lib/check.sh
+source "$here/../lib/check.sh"
 skipped=0
-# check NAME CMD…: runs CMD, prints "ok NAME" or "FAIL NAME" followed by its output.
-check() {
-  local name=$1
-  shift
-  if "$@" >"$tmp/out" 2>&1; then
-    echo "ok   $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    sed 's/^/     | /' "$tmp/out" | head -40
-    failed=$((failed + 1))
-  fi
-}
 skip() {
   echo "skip $1"
   skipped=$((skipped + 1))

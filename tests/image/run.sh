@@ -65,20 +65,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-check() {
-  local name=$1
-  shift
-  if "$@" >"$tmp/out" 2>&1; then
-    echo "ok   $name"
-    passed=$((passed + 1))
-  else
-    echo "FAIL $name"
-    sed 's/^/     | /' "$tmp/out" | tail -40
-    failed=$((failed + 1))
-  fi
-}
+# shellcheck source=../lib/check.sh
+source "$here/../lib/check.sh"
 figure() { echo "[figure] $1: $2"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # until_ok SECONDS CMD…: runs CMD until it succeeds, at most SECONDS (bounded, 0.2 s apart).

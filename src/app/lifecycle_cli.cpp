@@ -110,15 +110,18 @@ int wait_command(std::vector<std::string> args) {
     for (;;) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        const auto answer =
-            admin_request(addr, false, "/startupz", std::clamp(left, 1ms, wait_request_timeout));
+        const auto budget = std::clamp(left, 1ms, wait_request_timeout);
+        const auto answer = admin_request(addr, false, "/startupz", budget);
         if (answer.status == 200) {
             const std::chrono::duration<double> took = clock::now() - start;
             std::cout << "redis-sidecar wait: the sidecar at " << addr << " has started ("
                       << static_cast<long>(took.count() * 1000) << " ms)\n";
             return exit_ok;
         }
-        last = describe(answer, "/startupz");
+        // A request the deadline cut short proves nothing: an earlier answer stays the last one.
+        const bool cut_short = answer.status == 0 && answer.error == "timed out" &&
+                               budget < wait_request_timeout;
+        if (!cut_short || last.empty()) last = describe(answer, "/startupz");
         const auto now = clock::now();
         if (now >= deadline) break;
         std::this_thread::sleep_for(std::min<clock::duration>(wait_poll_interval, deadline - now));

@@ -3,21 +3,10 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include <set>
-
+#include "redis_sidecar/config/table.hpp"
 #include "redis_sidecar/log/logger.hpp"
 
 namespace redis_sidecar::app {
-
-namespace {
-
-std::string directory_of(const std::string& path) {
-    const auto slash = path.rfind('/');
-    if (slash == std::string::npos) return ".";
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-}  // namespace
 
 secret_watcher::secret_watcher(boost::asio::io_context& io, config::inputs inputs,
                                const config::settings& current,
@@ -50,18 +39,12 @@ void secret_watcher::stop() {
 void secret_watcher::trigger() { schedule(std::chrono::milliseconds(0)); }
 
 void secret_watcher::watch_directories() {
-    std::set<std::string> dirs;
-    for (const auto& [name, value] : inputs_.env) {
-        if (value.empty()) continue;
-        if (name.size() > 5 && name.compare(name.size() - 5, 5, "_FILE") == 0) {
-            dirs.insert(directory_of(value));
-        }
-        if (name == "REDIS_SIDECAR_SECRETS_DIR") dirs.insert(value);
-        if (name == "REDIS_SIDECAR_CONFIG") dirs.insert(directory_of(value));
-    }
-    for (std::size_t i = 0; i + 1 < inputs_.args.size(); ++i) {
-        if (inputs_.args[i] == "--secrets-dir") dirs.insert(inputs_.args[i + 1]);
-        if (inputs_.args[i] == "--config") dirs.insert(directory_of(inputs_.args[i + 1]));
+    std::vector<std::string> dirs;
+    try {
+        dirs = config::watched_directories(inputs_);
+    } catch (const std::exception& e) {
+        log::warn("cannot list the secrets' directories; they are polled", {{"error", e.what()}});
+        return;
     }
     if (dirs.empty()) return;
     const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

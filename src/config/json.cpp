@@ -1,64 +1,49 @@
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
-#include "redis_sidecar/config/resolver.hpp"
+#include "redis_sidecar/config/table.hpp"
 #include "redis_sidecar/config/values.hpp"
 
 namespace redis_sidecar::config {
 
 namespace {
 
-nlohmann::json optional_string(const std::string& s) {
-    return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
-}
+using json = nlohmann::json;
 
 template <class T>
-nlohmann::json optional_value(const std::optional<T>& v) {
-    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+requires std::is_arithmetic_v<T> json printable(T v) {
+    return v;
+}
+json printable(const std::string& s) {
+    return s.empty() ? json(nullptr) : json(s);
+}
+json printable(std::chrono::milliseconds d) {
+    return format_duration(d);
+}
+json printable(const std::optional<std::string>& v) {
+    return v ? json(*v) : json(nullptr);
+}
+json printable(const std::optional<secret>& v) {
+    return v ? json(secret::redacted) : json(nullptr);
 }
 
 }  // namespace
 
-nlohmann::json to_json(const settings& s) {
-    const auto& up = s.upstream;
-    nlohmann::json j;
-    j["upstream"] = {
-        {"host", up.host},
-        {"port", up.port},
-        {"tls",
-         {{"enabled", up.tls.enabled},
-          {"verify", up.tls.verify},
-          {"server_name", up.tls.server_name},
-          {"ca_file", optional_string(up.tls.ca_file)},
-          {"cert_file", optional_string(up.tls.cert_file)},
-          {"key_file", optional_string(up.tls.key_file)}}},
-        {"username", optional_value(up.username)},
-        {"password", up.password ? nlohmann::json(secret::redacted) : nlohmann::json(nullptr)},
-        {"db", up.db},
-        {"hosts_file", optional_string(up.hosts_file)},
-    };
-    j["pool"] = {
-        {"max_connections", s.pool.max_connections},
-        {"min_idle_connections", s.pool.min_idle_connections},
-        {"connection_timeout", format_duration(s.pool.connection_timeout)},
-        {"socket_timeout", format_duration(s.pool.socket_timeout)},
-        {"socket_keepalive", s.pool.socket_keepalive},
-        {"health_check_interval", format_duration(s.pool.health_check_interval)},
-    };
-    j["listen"] = {
-        {"tcp", optional_value(s.listen.tcp)},
-        {"unix", optional_value(s.listen.unix_path)},
-        {"max_clients", s.listen.max_clients},
-        {"client_password",
-         s.listen.client_password ? nlohmann::json(secret::redacted) : nlohmann::json(nullptr)},
-        {"client_auth", s.listen.client_auth},
-    };
-    j["lifecycle"] = {
-        {"readiness", s.lifecycle.readiness},
-        {"min_drain", format_duration(s.lifecycle.min_drain)},
-        {"max_drain", format_duration(s.lifecycle.max_drain)},
-    };
-    j["http"] = {{"addr", s.http.addr}};
-    j["log"] = {{"level", s.log.level}, {"format", s.log.format}};
+json json_of(const setting& row, const settings& s) {
+    // The rows' accessors take a mutable settings; this one only reads through them.
+    return std::visit([](const auto* field) { return printable(*field); },
+                      row.at(const_cast<settings&>(s)));
+}
+
+json to_json(const settings& s) {
+    json j = json::object();
+    for (const auto& row : table()) {
+        if (!row.at) continue;
+        std::string pointer = "/" + std::string(row.key);
+        std::replace(pointer.begin(), pointer.end(), '.', '/');
+        j[json::json_pointer(pointer)] = json_of(row, s);
+    }
     j["sources"] = s.sources;
     return j;
 }

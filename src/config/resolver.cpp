@@ -1,11 +1,14 @@
 #include "redis_sidecar/config/resolver.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
 
 #include "redis_sidecar/config/address.hpp"
+#include "redis_sidecar/config/table.hpp"
 #include "redis_sidecar/config/values.hpp"
 #include "sources.hpp"
 
@@ -18,129 +21,52 @@ namespace {
 using detail::origin;
 using detail::raw;
 using detail::source_reader;
-using namespace std::chrono_literals;
 
 /// ElastiCache refuses AUTH tokens shorter than this.
 constexpr std::size_t elasticache_min_token_length = 16;
-/// Largest database number accepted (Redis' `databases` is an int).
-constexpr std::uint64_t max_db = 2'147'483'647;
-/// Upper bound of REDIS_MAX_CONNECTIONS (ElastiCache's maxclients is 65,000).
-constexpr std::uint64_t max_connections_limit = 65'000;
-/// sun_path is 108 bytes including the terminating NUL.
-constexpr std::size_t max_unix_path = 107;
 
-std::string describe(const std::string& v) { return "'" + v + "'"; }
-std::string describe(bool v) { return v ? "true" : "false"; }
-std::string describe(unsigned v) { return std::to_string(v); }
-std::string describe(std::chrono::milliseconds v) { return format_duration(v); }
-std::string describe(const std::optional<std::string>& v) { return v ? describe(*v) : "off"; }
-
-template <class T>
+/// One source's value of one setting.
 struct candidate {
-    T value;
+    value v;
     origin from;
 };
 
-/// The values one setting was given, highest precedence first. pick() takes the first, records
-/// its source and warns about each lower one that disagrees (never printing a secret).
-template <class T>
-class field {
-public:
-    explicit field(std::string key) : key_(std::move(key)) {}
+std::string describe(const std::string& v) {
+    return "'" + v + "'";
+}
+std::string describe(bool v) {
+    return v ? "true" : "false";
+}
+std::string describe(unsigned v) {
+    return std::to_string(v);
+}
+std::string describe(std::chrono::milliseconds v) {
+    return format_duration(v);
+}
+std::string describe(const std::optional<std::string>& v) {
+    return v ? describe(*v) : "off";
+}
+std::string describe(const secret&) {
+    return secret::redacted;
+}
+std::string describe(const value& v) {
+    return std::visit([](const auto& x) { return describe(x); }, v);
+}
 
-    void add(T value, origin from) { candidates_.push_back({std::move(value), std::move(from)}); }
-    const std::vector<candidate<T>>& candidates() const { return candidates_; }
-    bool given() const { return !candidates_.empty(); }
+/// A value fits the member of its own type or an optional of it.
+template <class Field, class Value>
+constexpr bool fits = std::is_same_v<Field, Value> || std::is_same_v<Field, std::optional<Value>>;
 
-    T pick(T fallback, resolution& r) const {
-        if (candidates_.empty()) {
-            r.values.sources[key_] = "default";
-            return fallback;
-        }
-        const auto& winner = candidates_.front();
-        for (const auto& other : candidates_) {
-            if (other.value == winner.value || other.from.source == winner.from.source) continue;
-            if constexpr (std::is_same_v<T, secret>) {
-                r.warnings.push_back(key_ + ": " + winner.from.name +
-                                     " overrides a different value from " + other.from.name);
+void store(member to, const value& v) {
+    std::visit(
+        [](auto* field, const auto& x) {
+            if constexpr (fits<std::remove_pointer_t<decltype(field)>, std::decay_t<decltype(x)>>) {
+                *field = x;
             } else {
-                r.warnings.push_back(key_ + ": " + winner.from.name + " (" +
-                                     describe(winner.value) + ") overrides " + other.from.name +
-                                     " (" + describe(other.value) + ")");
+                throw std::logic_error("settings table: a row's parser does not fit its member");
             }
-        }
-        r.values.sources[key_] = winner.from.source;
-        return winner.value;
-    }
-
-private:
-    std::string key_;
-    std::vector<candidate<T>> candidates_;
-};
-
-// Typed readers of a raw value; each error names where the value came from.
-bool as_bool(const raw& v) {
-    if (auto b = parse_bool(v.text)) return *b;
-    throw config_error(v.from.name + ": '" + v.text +
-                       "' is not a boolean (true/false, 1/0, yes/no, on/off)");
-}
-
-unsigned as_uint(const raw& v, std::uint64_t min, std::uint64_t max, const char* what) {
-    if (auto n = parse_uint(v.text, min, max)) return static_cast<unsigned>(*n);
-    throw config_error(v.from.name + ": '" + v.text + "' is not " + what + " (" +
-                       std::to_string(min) + "-" + std::to_string(max) + ")");
-}
-
-std::chrono::milliseconds as_duration(const raw& v) {
-    if (auto d = parse_duration(v.text); d && d->count() > 0) return *d;
-    throw config_error(v.from.name + ": '" + v.text +
-                       "' is not a duration (250ms, 5s, 2m or a number of seconds, above 0)");
-}
-
-std::chrono::milliseconds as_duration_or_zero(const raw& v) {
-    if (auto d = parse_duration(v.text)) return *d;
-    throw config_error(v.from.name + ": '" + v.text +
-                       "' is not a duration (0s, 250ms, 5s, 2m or a number of seconds)");
-}
-
-std::string as_readable_file(const raw& v) {
-    if (::access(v.text.c_str(), R_OK) != 0) {
-        throw config_error(v.from.name + ": cannot read file " + v.text);
-    }
-    return v.text;
-}
-
-// host:port for a listener; "off" turns it off.
-std::optional<std::string> as_listen_addr(const raw& v, bool allow_off) {
-    if (allow_off && (v.text == "off" || v.text == "none" || v.text == "false")) {
-        return std::nullopt;
-    }
-    try {
-        auto a = parse_address(v.text);
-        if (a.from_url || !a.port) {
-            throw address_error("expected host:port, for example 127.0.0.1:6379");
-        }
-        return join_host_port(a.host, *a.port);
-    } catch (const address_error& e) {
-        throw config_error(v.from.name + ": '" + v.text + "': " + e.what());
-    }
-}
-
-std::string as_one_of(const raw& v, std::initializer_list<const char*> allowed) {
-    std::string lowered = v.text;
-    std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string list;
-    for (const auto* a : allowed) {
-        if (lowered == a) return lowered;
-        list += list.empty() ? a : std::string(", ") + a;
-    }
-    throw config_error(v.from.name + ": '" + v.text + "' is not one of " + list);
-}
-
-template <class T, class Parse>
-void add(field<T>& f, const std::optional<raw>& v, Parse parse) {
-    if (v) f.add(parse(*v), v->from);
+        },
+        to, v);
 }
 
 /// One place the upstream address was given, with what a URL there carried.
@@ -179,14 +105,15 @@ std::vector<address_candidate> collect_addresses(const source_reader& src, resol
         }
     }
     // Host + port pairs: the port may come from its own variable.
-    const std::pair<const char*, const char*> pairs[] = {{"REDIS_HOST", "REDIS_PORT"},
-                                                         {"ELASTICACHE_ENDPOINT", "ELASTICACHE_PORT"}};
+    const std::pair<const char*, const char*> pairs[] = {
+        {"REDIS_HOST", "REDIS_PORT"}, {"ELASTICACHE_ENDPOINT", "ELASTICACHE_PORT"}};
     for (const auto& [host_var, port_var] : pairs) {
         auto host = src.env(host_var);
         auto port = src.env(port_var);
         if (!host) {
-            if (port) r.warnings.push_back(port->from.name + " is set without " + host_var +
-                                           "; ignoring it");
+            if (port)
+                r.warnings.push_back(port->from.name + " is set without " + host_var +
+                                     "; ignoring it");
             continue;
         }
         auto c = parse_address_from(*host);
@@ -208,8 +135,9 @@ std::vector<address_candidate> collect_addresses(const source_reader& src, resol
     if (auto host = src.yaml("upstream.host")) {
         auto c = parse_address_from(*host);
         if (c.parsed.from_url || c.parsed.port) {
-            throw config_error(host->from.name + ": expected a host name only (port goes in "
-                                                 "upstream.port)");
+            throw config_error(host->from.name +
+                               ": expected a host name only (port goes in "
+                               "upstream.port)");
         }
         if (auto port = src.yaml("upstream.port")) {
             c.parsed.port = static_cast<std::uint16_t>(as_uint(*port, 1, 65535, "a port"));
@@ -230,7 +158,9 @@ std::vector<address_candidate> collect_addresses(const source_reader& src, resol
     return out;
 }
 
-std::uint16_t effective_port(const address_candidate& c) { return c.parsed.port.value_or(6379); }
+std::uint16_t effective_port(const address_candidate& c) {
+    return c.parsed.port.value_or(6379);
+}
 
 void resolve_address(const std::vector<address_candidate>& addresses, resolution& r) {
     if (addresses.empty()) {
@@ -254,263 +184,102 @@ void resolve_address(const std::vector<address_candidate>& addresses, resolution
     r.values.upstream.host = winner.parsed.host;
     r.values.upstream.port = effective_port(winner);
     r.values.sources["upstream.host"] = winner.host_from.source;
-    r.values.sources["upstream.port"] = winner.port_from ? winner.port_from->source
+    r.values.sources["upstream.port"] = winner.port_from     ? winner.port_from->source
                                         : winner.parsed.port ? winner.host_from.source
                                                              : "default";
 }
 
-void resolve_upstream(const source_reader& src, resolution& r) {
-    auto& up = r.values.upstream;
-    const auto addresses = collect_addresses(src, r);
-    resolve_address(addresses, r);
+/// The rows read the generic way; the address (upstream.host, upstream.port) is resolved above.
+bool generic(const setting& row) {
+    return row.at && (row.parse || !row.choices.empty());
+}
 
+/// Every value a row was given, highest precedence first.
+std::vector<candidate> collect(const setting& row, const source_reader& src,
+                               const std::vector<address_candidate>& addresses,
+                               std::vector<std::string>& warnings) {
+    std::vector<candidate> out;
+    const auto add = [&](const std::optional<raw>& v, bool invert) {
+        if (!v) return;
+        auto parsed = detail::parse(row, *v);
+        if (invert) parsed = !std::get<bool>(parsed);
+        out.push_back({std::move(parsed), v->from});
+    };
+    add(src.flag(row.flag), row.inverted);
+    for (const auto var : row.env) add(src.env(var), row.inverted);
     // What URLs carried ranks just below the explicit variables of the environment.
-    field<bool> tls("upstream.tls.enabled");
-    add(tls, src.flag("--tls-enabled"), as_bool);
-    add(tls, src.env("REDIS_TLS_ENABLED"), as_bool);
-    add(tls, src.env("REDIS_SSL"), as_bool);
-    field<std::string> username("upstream.username");
-    add(username, src.flag("--username"), [](const raw& v) { return v.text; });
-    add(username, src.env("REDIS_USERNAME"), [](const raw& v) { return v.text; });
-    field<secret> password("upstream.password");
-    add(password, src.env("REDIS_PASSWORD"), [](const raw& v) { return secret(v.text); });
-    add(password, src.env("ELASTICACHE_AUTH_TOKEN"), [](const raw& v) { return secret(v.text); });
-    field<unsigned> db("upstream.db");
-    add(db, src.flag("--db"), [](const raw& v) { return as_uint(v, 0, max_db, "a database number"); });
-    add(db, src.env("REDIS_DB"), [](const raw& v) { return as_uint(v, 0, max_db, "a database number"); });
-
     for (const auto& a : addresses) {
-        if (!a.parsed.from_url) continue;
-        const origin from = a.host_from;
-        if (a.parsed.tls) tls.add(*a.parsed.tls, from);
-        if (a.parsed.username) username.add(*a.parsed.username, from);
-        if (a.parsed.password) password.add(*a.parsed.password, from);
-        if (a.parsed.db) db.add(*a.parsed.db, from);
+        if (!row.from_url || !a.parsed.from_url) continue;
+        if (auto v = row.from_url(a.parsed)) out.push_back({std::move(*v), a.host_from});
     }
-    std::vector<std::string> secret_warnings;
-    add(username, src.secret_file("username", secret_warnings), [](const raw& v) { return v.text; });
-    add(password, src.secret_file("password", secret_warnings), [](const raw& v) { return secret(v.text); });
-    add(tls, src.yaml("upstream.tls.enabled"), as_bool);
-    add(username, src.yaml("upstream.username"), [](const raw& v) { return v.text; });
-    add(password, src.yaml("upstream.password"), [](const raw& v) { return secret(v.text); });
-    add(db, src.yaml("upstream.db"), [](const raw& v) { return as_uint(v, 0, max_db, "a database number"); });
-    r.warnings.insert(r.warnings.end(), secret_warnings.begin(), secret_warnings.end());
+    if (!row.secret_file.empty()) {
+        add(detail::names_a_file(row) ? src.secret_path(row.secret_file)
+                                      : src.secret_file(row.secret_file, warnings),
+            false);
+    }
+    if (row.yaml) add(src.yaml(row.key), false);
+    return out;
+}
 
-    // rediss:// says TLS; an explicit "TLS off" elsewhere cannot be meant.
-    for (const auto& url : tls.candidates()) {
-        if (url.from.source.rfind("url:", 0) != 0 || !url.value) continue;
-        for (const auto& other : tls.candidates()) {
-            if (other.from.source.rfind("url:", 0) != 0 && !other.value) {
+/// Takes the first value, records its source and warns about each lower one that disagrees
+/// (never printing a secret). Nothing given: the member keeps its default.
+void pick(const setting& row, const std::vector<candidate>& given, resolution& r) {
+    const std::string key(row.key);
+    if (given.empty()) {
+        r.values.sources[key] = "default";
+        return;
+    }
+    const auto& winner = given.front();
+    for (const auto& other : given) {
+        if (other.v == winner.v || other.from.source == winner.from.source) continue;
+        r.warnings.push_back(key + ": " + winner.from.name +
+                             (row.secret ? " overrides a different value from " + other.from.name
+                                         : " (" + describe(winner.v) + ") overrides " +
+                                               other.from.name + " (" + describe(other.v) + ")"));
+    }
+    r.values.sources[key] = winner.from.source;
+    store(row.at(r.values), winner.v);
+}
+
+// rediss:// says TLS; an explicit "TLS off" elsewhere cannot be meant.
+void check_tls_agrees(const std::vector<candidate>& tls) {
+    const auto from_url = [](const candidate& c) { return c.from.source.rfind("url:", 0) == 0; };
+    for (const auto& url : tls) {
+        if (!from_url(url) || !std::get<bool>(url.v)) continue;
+        for (const auto& other : tls) {
+            if (!from_url(other) && !std::get<bool>(other.v)) {
                 throw config_error(url.from.name + " uses rediss:// (TLS) but " + other.from.name +
                                    " turns TLS off; remove one of them");
             }
         }
     }
-    up.tls.enabled = tls.pick(false, r);
-    if (username.given()) up.username = username.pick({}, r);
-    else r.values.sources["upstream.username"] = "default";
-    if (password.given()) up.password = password.pick({}, r);
-    else r.values.sources["upstream.password"] = "default";
-    up.db = db.pick(0, r);
+}
 
-    field<bool> verify("upstream.tls.verify");
-    const auto inverted = [](const raw& v) { return !as_bool(v); };
-    add(verify, src.flag("--tls-skip-verify"), inverted);
-    add(verify, src.env("REDIS_TLS_SKIP_VERIFY"), inverted);
-    add(verify, src.yaml("upstream.tls.verify"), as_bool);
-    up.tls.verify = verify.pick(true, r);
-
-    field<std::string> server_name("upstream.tls.server_name");
-    const auto host_name = [](const raw& v) {
-        try {
-            auto a = parse_address(v.text);
-            if (a.from_url || a.port) throw address_error("expected a host name");
-            return a.host;
-        } catch (const address_error& e) {
-            throw config_error(v.from.name + ": '" + v.text + "': " + e.what());
-        }
-    };
-    add(server_name, src.flag("--tls-server-name"), host_name);
-    add(server_name, src.env("REDIS_TLS_SERVER_NAME"), host_name);
-    add(server_name, src.yaml("upstream.tls.server_name"), host_name);
-    const bool server_name_given = server_name.given();
-    up.tls.server_name = server_name.pick(up.host, r);
-    if (!server_name_given) r.values.sources["upstream.tls.server_name"] = r.values.sources["upstream.host"];
-
-    const std::tuple<const char*, const char*, const char*, std::string*> files[] = {
-        {"ca_file", "REDIS_TLS_CA_FILE", "ca.crt", &up.tls.ca_file},
-        {"cert_file", "REDIS_TLS_CERT_FILE", "tls.crt", &up.tls.cert_file},
-        {"key_file", "REDIS_TLS_KEY_FILE", "tls.key", &up.tls.key_file},
-    };
-    for (const auto& [name, var, secret_name, target] : files) {
-        const std::string key = std::string("upstream.tls.") + name;
-        std::string flag_name = std::string("--tls-") + name;
-        std::replace(flag_name.begin(), flag_name.end(), '_', '-');
-        field<std::string> f(key);
-        add(f, src.flag(flag_name), as_readable_file);
-        add(f, src.env(var), as_readable_file);
-        add(f, src.secret_path(secret_name), as_readable_file);
-        add(f, src.yaml(key), as_readable_file);
-        *target = f.pick({}, r);
-    }
-    field<std::string> hosts_file("upstream.hosts_file");
-    add(hosts_file, src.env("REDIS_SIDECAR_HOSTS_FILE"), as_readable_file);
-    up.hosts_file = hosts_file.pick({}, r);
-
-    if (up.tls.cert_file.empty() != up.tls.key_file.empty()) {
-        throw config_error(up.tls.cert_file.empty()
+// Rules between settings.
+void check(const settings& s) {
+    const auto& tls = s.upstream.tls;
+    if (tls.cert_file.empty() != tls.key_file.empty()) {
+        throw config_error(tls.cert_file.empty()
                                ? "a client key (REDIS_TLS_KEY_FILE) is set without a client "
                                  "certificate (REDIS_TLS_CERT_FILE)"
                                : "a client certificate (REDIS_TLS_CERT_FILE) is set without its "
                                  "key (REDIS_TLS_KEY_FILE)");
     }
-}
-
-void resolve_pool(const source_reader& src, resolution& r) {
-    auto& pool = r.values.pool;
-    const auto count = [](std::uint64_t min) {
-        return [min](const raw& v) { return as_uint(v, min, max_connections_limit, "a count"); };
-    };
-    field<unsigned> max_conn("pool.max_connections");
-    add(max_conn, src.flag("--max-connections"), count(1));
-    add(max_conn, src.env("REDIS_MAX_CONNECTIONS"), count(1));
-    add(max_conn, src.yaml("pool.max_connections"), count(1));
-    pool.max_connections = max_conn.pick(pool.max_connections, r);
-
-    field<unsigned> min_idle("pool.min_idle_connections");
-    add(min_idle, src.flag("--min-idle-connections"), count(0));
-    add(min_idle, src.env("REDIS_MIN_IDLE_CONNECTIONS"), count(0));
-    add(min_idle, src.yaml("pool.min_idle_connections"), count(0));
-    pool.min_idle_connections = min_idle.pick(pool.min_idle_connections, r);
-    if (pool.min_idle_connections > pool.max_connections) {
-        throw config_error("pool: min idle connections (" + std::to_string(pool.min_idle_connections) +
-                           ") exceeds REDIS_MAX_CONNECTIONS (" +
-                           std::to_string(pool.max_connections) + ")");
+    if (s.pool.min_idle_connections > s.pool.max_connections) {
+        throw config_error(
+            "pool: min idle connections (" + std::to_string(s.pool.min_idle_connections) +
+            ") exceeds REDIS_MAX_CONNECTIONS (" + std::to_string(s.pool.max_connections) + ")");
     }
-
-    const std::tuple<const char*, const char*, const char*, std::chrono::milliseconds*> durations[] = {
-        {"pool.connection_timeout", "--connection-timeout", "REDIS_CONNECTION_TIMEOUT",
-         &pool.connection_timeout},
-        {"pool.socket_timeout", "--socket-timeout", "REDIS_SOCKET_TIMEOUT", &pool.socket_timeout},
-        {"pool.health_check_interval", "--health-check-interval",
-         "REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", &pool.health_check_interval},
-    };
-    for (const auto& [key, flag_name, var, target] : durations) {
-        field<std::chrono::milliseconds> f(key);
-        add(f, src.flag(flag_name), as_duration);
-        add(f, src.env(var), as_duration);
-        add(f, src.yaml(key), as_duration);
-        *target = f.pick(*target, r);
-    }
-
-    field<bool> keepalive("pool.socket_keepalive");
-    add(keepalive, src.flag("--socket-keepalive"), as_bool);
-    add(keepalive, src.env("REDIS_SOCKET_KEEPALIVE"), as_bool);
-    add(keepalive, src.yaml("pool.socket_keepalive"), as_bool);
-    pool.socket_keepalive = keepalive.pick(pool.socket_keepalive, r);
-}
-
-void resolve_http(const source_reader& src, resolution& r) {
-    field<std::string> http("http.addr");
-    const auto http_addr = [](const raw& v) { return *as_listen_addr(v, false); };
-    add(http, src.flag("--http-addr"), http_addr);
-    add(http, src.env("REDIS_SIDECAR_HTTP_ADDR"), http_addr);
-    add(http, src.yaml("http.addr"), http_addr);
-    r.values.http.addr = http.pick(r.values.http.addr, r);
-}
-
-void resolve_local(const source_reader& src, resolution& r) {
-    auto& s = r.values;
-    field<std::optional<std::string>> tcp("listen.tcp");
-    const auto listen = [](const raw& v) { return as_listen_addr(v, true); };
-    add(tcp, src.flag("--listen"), listen);
-    add(tcp, src.env("REDIS_SIDECAR_LISTEN"), listen);
-    add(tcp, src.yaml("listen.tcp"), listen);
-    s.listen.tcp = tcp.pick(s.listen.tcp, r);
-
-    field<std::optional<std::string>> unix_path("listen.unix");
-    const auto path = [](const raw& v) -> std::optional<std::string> {
-        if (v.text.front() != '/') throw config_error(v.from.name + ": '" + v.text + "' is not an absolute path");
-        if (v.text.size() > max_unix_path) {
-            throw config_error(v.from.name + ": socket path is longer than " +
-                               std::to_string(max_unix_path) + " bytes");
-        }
-        return v.text;
-    };
-    add(unix_path, src.flag("--socket"), path);
-    add(unix_path, src.env("REDIS_SIDECAR_SOCKET"), path);
-    add(unix_path, src.yaml("listen.unix"), path);
-    s.listen.unix_path = unix_path.pick(std::nullopt, r);
     if (!s.listen.tcp && !s.listen.unix_path) {
-        throw config_error("REDIS_SIDECAR_LISTEN is off and REDIS_SIDECAR_SOCKET is not set: "
-                           "local clients could not connect");
+        throw config_error(
+            "REDIS_SIDECAR_LISTEN is off and REDIS_SIDECAR_SOCKET is not set: "
+            "local clients could not connect");
     }
-
-    field<unsigned> max_clients("listen.max_clients");
-    const auto clients = [](const raw& v) { return as_uint(v, 1, 1'000'000, "a client count"); };
-    add(max_clients, src.flag("--max-clients"), clients);
-    add(max_clients, src.env("REDIS_SIDECAR_MAX_CLIENTS"), clients);
-    add(max_clients, src.yaml("listen.max_clients"), clients);
-    s.listen.max_clients = max_clients.pick(s.listen.max_clients, r);
-
-    field<secret> client_password("listen.client_password");
-    const auto as_secret = [](const raw& v) { return secret(v.text); };
-    add(client_password, src.env("REDIS_SIDECAR_CLIENT_PASSWORD"), as_secret);
-    std::vector<std::string> secret_warnings;
-    add(client_password, src.secret_file("client-password", secret_warnings), as_secret);
-    r.warnings.insert(r.warnings.end(), secret_warnings.begin(), secret_warnings.end());
-    if (client_password.given()) {
-        s.listen.client_password = client_password.pick({}, r);
-    } else {
-        r.values.sources["listen.client_password"] = "default";
-    }
-
-    field<std::string> client_auth("listen.client_auth");
-    const auto auth_modes = [](const raw& v) { return as_one_of(v, {"local", "passthrough"}); };
-    add(client_auth, src.flag("--client-auth"), auth_modes);
-    add(client_auth, src.env("REDIS_SIDECAR_CLIENT_AUTH"), auth_modes);
-    add(client_auth, src.yaml("listen.client_auth"), auth_modes);
-    s.listen.client_auth = client_auth.pick(s.listen.client_auth, r);
     if (s.listen.client_auth == "passthrough" && s.listen.client_password) {
         throw config_error(
             "REDIS_SIDECAR_CLIENT_AUTH=passthrough lets the upstream check each client's AUTH; "
             "REDIS_SIDECAR_CLIENT_PASSWORD (a local password) cannot be set with it");
     }
-
-    field<std::string> readiness("lifecycle.readiness");
-    const auto policies = [](const raw& v) { return as_one_of(v, {"upstream", "primary", "local"}); };
-    add(readiness, src.flag("--readiness"), policies);
-    add(readiness, src.env("REDIS_SIDECAR_READINESS"), policies);
-    add(readiness, src.yaml("lifecycle.readiness"), policies);
-    s.lifecycle.readiness = readiness.pick(s.lifecycle.readiness, r);
-
-    const std::tuple<const char*, const char*, const char*, std::chrono::milliseconds*> drains[] = {
-        {"lifecycle.min_drain", "--min-drain", "REDIS_SIDECAR_MIN_DRAIN", &s.lifecycle.min_drain},
-        {"lifecycle.max_drain", "--max-drain", "REDIS_SIDECAR_MAX_DRAIN", &s.lifecycle.max_drain},
-    };
-    for (const auto& [key, flag_name, var, target] : drains) {
-        field<std::chrono::milliseconds> f(key);
-        add(f, src.flag(flag_name), as_duration_or_zero);
-        add(f, src.env(var), as_duration_or_zero);
-        add(f, src.yaml(key), as_duration_or_zero);
-        *target = f.pick(*target, r);
-    }
-
-    resolve_http(src, r);
-
-    field<std::string> level("log.level");
-    const auto levels = [](const raw& v) { return as_one_of(v, {"debug", "info", "warn", "error"}); };
-    add(level, src.flag("--log-level"), levels);
-    add(level, src.env("REDIS_SIDECAR_LOG_LEVEL"), levels);
-    add(level, src.yaml("log.level"), levels);
-    s.log.level = level.pick(s.log.level, r);
-
-    field<std::string> format("log.format");
-    const auto formats = [](const raw& v) { return as_one_of(v, {"json", "text"}); };
-    add(format, src.flag("--log-format"), formats);
-    add(format, src.env("REDIS_SIDECAR_LOG_FORMAT"), formats);
-    add(format, src.yaml("log.format"), formats);
-    s.log.format = format.pick(s.log.format, r);
 }
 
 // Settings that work but are probably not what the user wants.
@@ -553,9 +322,23 @@ void advise(resolution& r) {
 resolution resolve(const inputs& in) {
     const source_reader src(in);
     resolution r;
-    resolve_upstream(src, r);
-    resolve_pool(src, r);
-    resolve_local(src, r);
+    const auto addresses = collect_addresses(src, r);
+    resolve_address(addresses, r);
+    for (const auto& row : table()) {
+        if (!generic(row)) continue;
+        const auto given = collect(row, src, addresses, r.warnings);
+        if (row.key == "upstream.tls.enabled") check_tls_agrees(given);
+        pick(row, given, r);
+    }
+    for (const auto& row : table()) {
+        if (row.default_from.empty()) continue;
+        auto& source = r.values.sources.at(std::string(row.key));
+        if (source != "default") continue;
+        const auto& from = setting_for(row.default_from);
+        *std::get<std::string*>(row.at(r.values)) = *std::get<std::string*>(from.at(r.values));
+        source = r.values.sources.at(std::string(from.key));
+    }
+    check(r.values);
     advise(r);
     return r;
 }
@@ -563,7 +346,8 @@ resolution resolve(const inputs& in) {
 std::string resolve_http_addr(const inputs& in) {
     const source_reader src(in);
     resolution r;
-    resolve_http(src, r);
+    const auto& row = setting_for("http.addr");
+    pick(row, collect(row, src, {}, r.warnings), r);
     return r.values.http.addr;
 }
 
@@ -579,11 +363,37 @@ std::map<std::string, std::string> environment_map() {
 }
 
 std::string flags_help() {
+    constexpr std::size_t indent = 32;  // where the help column starts
+    constexpr std::size_t width = 100;  // where it wraps
+    const settings defaults;
     std::string out;
-    for (const auto& f : detail::flag_specs()) {
-        std::string name = std::string("  ") + f.name + (f.boolean ? "[=BOOL]" : " VALUE");
-        name.resize(std::max<std::size_t>(name.size() + 1, 32), ' ');
-        out += name + f.help + "\n";
+    for (const auto& row : table()) {
+        if (row.flag.empty()) continue;
+        std::string help(row.help);
+        if (!row.choices.empty()) help += "; one of " + detail::join(row.choices, ", ");
+        help += " (" + std::string(row.env.front());
+        // An inverted row's default would read backwards next to its flag ("skip verify").
+        if (const auto d = row.at && !row.inverted ? json_of(row, defaults) : nullptr;
+            !d.is_null()) {
+            help += "; default " + (d.is_string() ? d.get<std::string>() : d.dump());
+        }
+        help += ")";
+        std::string line =
+            "  " + std::string(row.flag) + (detail::takes_bare_flag(row) ? "[=BOOL]" : " VALUE");
+        line.resize(std::max(line.size() + 1, indent), ' ');
+        std::size_t column = line.size();
+        std::istringstream words(help);
+        for (std::string word; words >> word; column += word.size()) {
+            if (column > indent && column + 1 + word.size() > width) {
+                line += "\n" + std::string(indent, ' ');
+                column = indent;
+            } else if (line.back() != ' ') {
+                line += ' ';
+                ++column;
+            }
+            line += word;
+        }
+        out += line + "\n";
     }
     return out;
 }

@@ -40,21 +40,24 @@ bool same_value(member a, member b) {
 }
 
 // The texts a row's sources are given in the precedence test, one per source in order (flag,
-// variables, secrets file, YAML). "FILE" stands for a readable file the test writes.
+// variables, a URL in REDIS_URL, secrets file, YAML). "FILE" stands for a readable file the test
+// writes.
 const std::map<std::string, std::vector<std::string>> samples = {
     {"upstream.host", {"flag-host", "addr-host", "url-host", "host-host", "ec-host", "yaml-host"}},
     {"upstream.port", {"7001", "7002", "7003"}},
-    {"upstream.tls.enabled", {"true", "false", "yes", "off"}},
+    {"upstream.tls.enabled", {"true", "false", "yes", "redis://cache", "off"}},
     {"upstream.tls.verify", {"true", "false", "true"}},
     {"upstream.tls.server_name", {"flag.example", "env.example", "yaml.example"}},
     {"upstream.tls.ca_file", {"FILE", "FILE", "FILE", "FILE"}},
     {"upstream.tls.cert_file", {"FILE", "FILE", "FILE", "FILE"}},
     {"upstream.tls.key_file", {"FILE", "FILE", "FILE", "FILE"}},
-    {"upstream.username", {"flag-user", "env-user", "dir-user", "yaml-user"}},
+    {"upstream.username",
+     {"flag-user", "env-user", "redis://url-user:url-password-0123456789@cache", "dir-user",
+      "yaml-user"}},
     {"upstream.password",
-     {"env-password-0123456789", "token-0123456789abcdef", "dir-password-0123456789",
-      "yaml-password-0123456789"}},
-    {"upstream.db", {"2", "3", "4", "5"}},
+     {"env-password-0123456789", "token-0123456789abcdef", "redis://:url-password-0123456789@cache",
+      "dir-password-0123456789", "yaml-password-0123456789"}},
+    {"upstream.db", {"2", "3", "redis://cache/4", "5"}},
     {"upstream.hosts_file", {"FILE"}},
     {"pool.max_connections", {"10", "20", "30"}},
     {"pool.min_idle_connections", {"1", "3", "4"}},
@@ -82,19 +85,19 @@ const std::map<std::string, std::string> companions = {
     {"yaml:upstream.port", "upstream.host"},
 };
 
-enum class kind { flag, env, secrets_dir, yaml };
+enum class kind { flag, env, url, secrets_dir, yaml };
 
 struct source {
     kind k;
     std::string name;  // the flag, the variable, the file in the secrets directory, the YAML key
 };
 
-// A row's sources, highest precedence first (the part a URL carries is tested in
-// resolver_test.cpp).
+// A row's sources, highest precedence first.
 std::vector<source> sources_of(const setting& row) {
     std::vector<source> out;
     if (!row.flag.empty()) out.push_back({kind::flag, std::string(row.flag)});
     for (const auto var : row.env) out.push_back({kind::env, std::string(var)});
+    if (row.from_url) out.push_back({kind::url, "REDIS_URL"});
     if (!row.secret_file.empty()) out.push_back({kind::secrets_dir, std::string(row.secret_file)});
     if (row.yaml) out.push_back({kind::yaml, std::string(row.key)});
     return out;
@@ -145,6 +148,7 @@ class scenario {
                 in_.args.push_back(s.name + "=" + text);
                 break;
             case kind::env:
+            case kind::url:
                 in_.env[s.name] = text;
                 break;
             case kind::secrets_dir:
@@ -169,6 +173,8 @@ std::string source_text(const source& s, const scenario& sc) {
             return "flag:" + s.name;
         case kind::env:
             return "env:" + s.name;
+        case kind::url:
+            return "url:" + s.name;
         case kind::secrets_dir:
             return "file:" + sc.secrets_path() + "/" + s.name;
         case kind::yaml:

@@ -45,7 +45,8 @@ std::map<std::string, std::string> environment_map();
 /// The `config` JSON: the settings (password "<redacted>" or null) plus "sources".
 nlohmann::json to_json(const settings& s);
 
-/// The flag names resolve() accepts with one line of help each, for --help.
+/// Every flag of the settings table with its help, variable and default, wrapped at 100
+/// columns, for --help.
 std::string flags_help();
 
 }  // namespace redis_sidecar::config

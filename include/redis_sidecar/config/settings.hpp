@@ -80,7 +80,8 @@ struct log_settings {
     std::string format = "json";  ///< json or text
 };
 
-/// The validated, normalized configuration, with the source of every value.
+/// The validated, normalized configuration, with the source of every value. Each member is
+/// filled, printed and documented through its row of config::table() (table.hpp).
 struct settings {
     upstream_settings upstream;
     pool_settings pool;

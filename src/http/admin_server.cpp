@@ -275,7 +275,12 @@ admin_server::admin_server(asio::any_io_executor ex, std::string listen, sources
                                                     std::move(src), limits)) {}
 
 admin_server::~admin_server() {
-    stop();
+    // stop() dispatches to the strand, which may allocate and throw: out of a destructor, that
+    // would be std::terminate.
+    try {
+        stop();
+    } catch (...) {
+    }
 }
 
 void admin_server::start() {

@@ -19,7 +19,13 @@ secret_watcher::secret_watcher(boost::asio::io_context& io, config::inputs input
       on_change_(std::move(on_change)),
       timer_(io) {}
 
-secret_watcher::~secret_watcher() { stop(); }
+secret_watcher::~secret_watcher() {
+    try {
+        stop();
+    } catch (const std::exception& e) {  // timer cancel may throw; a destructor must not
+        log::error("secret watcher stop failed", {{"error", e.what()}});
+    }
+}
 
 void secret_watcher::start() {
     watch_directories();

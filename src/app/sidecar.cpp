@@ -133,6 +133,7 @@ int sidecar::run() {
     session_context_->upstream = &pool_->upstream();  // follows credential rotation
     session_context_->client_name = options.client_name;
     session_context_->recycle_timeout = s.pool.socket_timeout;
+    session_context_->write_timeout = s.pool.socket_timeout;
     listener_ = std::make_unique<bridge::listener>(io_.get_executor(), session_context_,
                                                    s.listen.max_clients);
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
@@ -339,6 +340,8 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::client_resets, static_cast<double>(b.client_resets));
     r.set(m::upstream_identity_discards, static_cast<double>(b.identity_discards));
     r.set(m::reply_framing_errors, static_cast<double>(b.reply_framing_errors));
+    r.set(m::write_timeouts, {{"peer", "client"}}, static_cast<double>(b.client_write_timeouts));
+    r.set(m::write_timeouts, {{"peer", "upstream"}}, static_cast<double>(b.upstream_write_timeouts));
     r.set(m::commands_forwarded, static_cast<double>(b.commands_forwarded));
     r.set(m::commands_intercepted, static_cast<double>(b.commands_intercepted));
     r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));

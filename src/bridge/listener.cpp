@@ -5,6 +5,9 @@
 
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <vector>
+
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/log/logger.hpp"
 
@@ -20,14 +23,19 @@ constexpr int accept_backlog = 1024;
 
 listener::listener(asio::any_io_executor ex, std::shared_ptr<session_context> context,
                    std::size_t max_clients)
-    : ex_(std::move(ex)), ctx_(std::move(context)), max_clients_(max_clients) {
+    : ex_(std::move(ex)), ctx_(std::move(context)), max_clients_(max_clients), sweep_timer_(ex_) {
     ctx_->on_session_end = [this](session* s) { sessions_.erase(s); };
 }
 
 listener::~listener() {
-    stop_accepting();
-    close_all();
     ctx_->on_session_end = nullptr;
+    try {
+        sweep_timer_.cancel();
+        stop_accepting();
+        close_all();
+    } catch (const std::exception& e) {  // a destructor must not throw
+        log::error("closing the listener failed", {{"error", e.what()}});
+    }
 }
 
 void listener::listen_tcp(const std::string& host_port) {
@@ -133,6 +141,29 @@ void listener::on_accept(const boost::system::error_code&, local_socket socket) 
     auto s = std::make_shared<session>(std::move(socket), ctx_);
     sessions_.emplace(s.get(), s);
     s->start();
+    schedule_sweep();
+}
+
+// Runs while there are clients: every quarter of write_timeout (at least 50 ms).
+void listener::schedule_sweep() {
+    if (sweeping_ || sessions_.empty()) return;
+    sweeping_ = true;
+    const auto period = std::max(ctx_->write_timeout / 4, std::chrono::milliseconds(50));
+    sweep_timer_.expires_after(period);
+    sweep_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](
+                                const boost::system::error_code& ec) {
+        if (ec || alive.expired()) return;  // the listener is going away
+        sweeping_ = false;
+        const auto now = std::chrono::steady_clock::now();
+        std::vector<std::shared_ptr<session>> live;
+        live.reserve(sessions_.size());
+        for (auto& [ptr, weak] : sessions_) {
+            if (auto s = weak.lock()) live.push_back(std::move(s));
+        }
+        // enforce_write_deadline may end a session, which erases it from sessions_.
+        for (auto& s : live) s->enforce_write_deadline(now, ctx_->write_timeout);
+        schedule_sweep();
+    });
 }
 
 void listener::stop_accepting() {

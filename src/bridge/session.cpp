@@ -80,6 +80,7 @@ void session::flush_to_upstream() {
         return;
     }
     upstream_writing_ = true;
+    upstream_write_started_ = std::chrono::steady_clock::now();
     out_writing_.swap(out);
     out.clear();
     up_->async_write(asio::buffer(out_writing_), [self = shared_from_this()](
@@ -150,6 +151,7 @@ void session::pump() {
             return;
         case client_write::kind::local:
             client_writing_ = true;
+            client_write_started_ = std::chrono::steady_clock::now();
             local_writing_ = std::move(w.local);
             asio::async_write(client_, asio::buffer(local_writing_),
                               [self = shared_from_this(), close_after = w.close_after](
@@ -166,6 +168,7 @@ void session::pump() {
             return;
         case client_write::kind::upstream:
             client_writing_ = true;
+            client_write_started_ = std::chrono::steady_clock::now();
             asio::async_write(client_, asio::buffer(w.bytes.data(), w.bytes.size()),
                               [self = shared_from_this()](const boost::system::error_code& ec,
                                                           std::size_t written) {
@@ -189,6 +192,29 @@ void session::pump() {
 
 // ---------------------------------------------------------------------------------------------
 // Ending
+
+bool session::enforce_write_deadline(std::chrono::steady_clock::time_point now,
+                                     std::chrono::milliseconds timeout) {
+    if (finished_) return false;
+    const bool client_stuck = client_writing_ && now - client_write_started_ > timeout;
+    const bool upstream_stuck = upstream_writing_ && now - upstream_write_started_ > timeout;
+    if (!client_stuck && !upstream_stuck) return false;
+    const char* peer = client_stuck ? "client" : "upstream";
+    ++(client_stuck ? ctx_->stats->client_write_timeouts : ctx_->stats->upstream_write_timeouts);
+    log::warn("write timed out; closing the client", {{"peer", peer},
+                                                       {"timeout", std::to_string(timeout.count()) + "ms"}});
+    // Half-written: neither side's stream can be trusted. upstream_failed() makes the core
+    // discard the connection; a stuck client write leaves replies owed, which does too.
+    core_.upstream_failed();
+    if (client_stuck) {
+        // A reset, not a FIN: the kernel would otherwise go on trickling the queued replies
+        // (up to the socket's send buffer, megabytes) into a client that does not read.
+        boost::system::error_code ignored;
+        client_.set_option(asio::socket_base::linger(true, 0), ignored);
+    }
+    finish();
+    return true;
+}
 
 void session::finish() {
     if (finished_) return;

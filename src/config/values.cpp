@@ -76,8 +76,11 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
     if (i != s.size() || !std::isfinite(number)) return std::nullopt;
     const double ms = number * scale_ms;
     if (ms > static_cast<double>(max_duration.count())) return std::nullopt;
-    // ms is finite and ≥ 0: rounds half up like llround, without libm.
-    return std::chrono::milliseconds(static_cast<long long>(ms + 0.5));
+    // ms is finite and ≥ 0: rounds half up like llround, without libm (and without ms + 0.5,
+    // which rounds 0.49999999999999994 up).
+    auto whole = static_cast<long long>(ms);
+    if (ms - static_cast<double>(whole) >= 0.5) ++whole;
+    return std::chrono::milliseconds(whole);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {

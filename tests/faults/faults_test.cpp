@@ -259,6 +259,90 @@ TEST(faults, abusive_clients_do_not_hurt_others) {
     EXPECT_EQ(sc.terminate(), 0);
 }
 
+// The write deadline (REDIS_SOCKET_TIMEOUT): a client that stops reading, or an upstream that
+// stops taking bytes, ends that client's session instead of holding it and its upstream
+// connection forever; nobody else notices.
+TEST(faults, writes_that_stall_end_at_the_socket_timeout) {
+    redis_server_options o;
+    o.requirepass = password;
+    redis_server server(o);
+    server.start();
+    sidecar_process sc;
+    sc.start(upstream_env(server));  // REDIS_SOCKET_TIMEOUT=500ms
+    {
+        auto setter = resp_client::tcp(sc.port());
+        ASSERT_EQ(setter.call({"SET", "big", std::string(1 << 20, 'x')}).text(), "OK");
+    }
+    const std::string client_timeouts = "redis_sidecar_write_timeouts_total{peer=\"client\"}";
+    const std::string upstream_timeouts = "redis_sidecar_write_timeouts_total{peer=\"upstream\"}";
+    EXPECT_EQ(sc.metric(client_timeouts), 0);
+
+    // A client that stops reading: 64 replies of 1 MiB fill its socket buffers.
+    auto deaf = connect_tcp("127.0.0.1", sc.port(), 2s);
+    ASSERT_TRUE(deaf);
+    int small = 4096;
+    ::setsockopt(deaf.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    std::string pipeline;
+    for (int i = 0; i < 64; ++i) pipeline += "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+    ASSERT_EQ(::send(deaf.get(), pipeline.data(), pipeline.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(pipeline.size()));
+    auto stalled = clock::now();
+    ASSERT_TRUE(eventually([&] { return sc.metric(client_timeouts) == 1; }, 10s)) << sc.metrics();
+    figure("a client that stops reading is closed after", seconds_since(stalled) * 1000, "ms");
+    EXPECT_GE(seconds_since(stalled), 0.5);
+    // Reset, not closed gracefully: the kernel does not go on trickling megabytes of queued
+    // replies into a client that stopped reading. Reading meets the reset at once (bounded).
+    timeval tv{5, 0};
+    ::setsockopt(deaf.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[65536];
+    ssize_t n = 0;
+    const auto draining = clock::now();
+    while (seconds_since(draining) < 5 && (n = ::recv(deaf.get(), buf, sizeof buf, 0)) > 0) {
+    }
+    EXPECT_EQ(n, -1);
+    EXPECT_EQ(errno, ECONNRESET) << "the sidecar did not reset the client";
+    EXPECT_EQ(trim(sc.cli({"PING"}).out), "PONG");
+
+    // An upstream that stops taking bytes: a client holding a lease (its PING answered), then
+    // SIGSTOP, then a 32 MiB SET from that client.
+    auto writer = connect_tcp("127.0.0.1", sc.port(), 2s);
+    ASSERT_TRUE(writer);
+    const std::string ping = "*1\r\n$4\r\nPING\r\n";
+    ASSERT_EQ(::send(writer.get(), ping.data(), ping.size(), MSG_NOSIGNAL), 14);
+    char pong[7] = {};
+    ASSERT_EQ(::recv(writer.get(), pong, sizeof pong, MSG_WAITALL), 7);
+    ASSERT_EQ(std::string(pong, 7), "+PONG\r\n");
+    server.kill(SIGSTOP);
+    const std::string value(32 << 20, 'y');
+    stalled = clock::now();
+    const std::string set = "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" + std::to_string(value.size()) +
+                            "\r\n" + value + "\r\n";
+    // Sent without blocking, for at most 5 s: the sidecar must close the client long before.
+    std::size_t sent = 0;
+    int send_error = 0;
+    while (sent < set.size() && seconds_since(stalled) < 5) {
+        const auto n = ::send(writer.get(), set.data() + sent, set.size() - sent,
+                              MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            std::this_thread::sleep_for(10ms);
+        } else {
+            send_error = errno;
+            break;
+        }
+    }
+    figure("an upstream that stops reading: its client is closed after",
+           seconds_since(stalled) * 1000, "ms");
+    EXPECT_NE(send_error, 0) << "the sidecar kept the client open; sent " << sent;
+    ASSERT_TRUE(eventually([&] { return sc.metric(upstream_timeouts) == 1; }, 10s)) << sc.metrics();
+    server.kill(SIGCONT);
+    EXPECT_EQ(sc.metric(client_timeouts), 1);
+    ASSERT_TRUE(eventually([&] { return sc.readyz() == 200; }, 15s));
+    EXPECT_EQ(trim(sc.cli({"PING"}).out), "PONG");
+    EXPECT_EQ(sc.terminate(), 0);
+}
+
 TEST(faults, sigterm_under_load_delivers_every_owed_reply) {
     redis_server server;
     server.start();

@@ -40,6 +40,8 @@ struct session_context {
     std::string client_name;
     /// Bound on RESET + re-AUTH when recycling a connection a client left dirty.
     std::chrono::milliseconds recycle_timeout{5000};
+    /// Bound on every write to a client or to its upstream connection (see listener).
+    std::chrono::milliseconds write_timeout{5000};
     /// Called when a session ends (the listener's bookkeeping).
     std::function<void(session*)> on_session_end;
 };

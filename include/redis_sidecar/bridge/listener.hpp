@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <memory>
 #include <optional>
@@ -14,6 +15,11 @@ namespace redis_sidecar::bridge {
 
 /// Accepts local clients on 127.0.0.1:6379 (REDIS_SIDECAR_LISTEN) and/or a unix socket
 /// (REDIS_SIDECAR_SOCKET) and runs a session for each. Single-threaded.
+///
+/// Write deadlines: one timer sweeps the sessions a few times per write_timeout and ends those
+/// with a write pending for longer (session::enforce_write_deadline). A timer per write would
+/// cost a timer-queue update (often a timerfd_settime system call) for every request; the sweep
+/// costs a clock read per write, and a timeout fires between 1× and 1.25× write_timeout late.
 class listener {
 public:
     /// Clients beyond this get "-ERR max number of clients reached" (Redis' maxclients default).
@@ -41,6 +47,7 @@ private:
     void accept_tcp();
     void accept_unix();
     void on_accept(const boost::system::error_code& ec, local_socket socket);
+    void schedule_sweep();
 
     asio::any_io_executor ex_;
     std::shared_ptr<session_context> ctx_;
@@ -49,6 +56,9 @@ private:
     std::optional<asio::local::stream_protocol::acceptor> unix_;
     std::string unix_path_;
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+    asio::steady_timer sweep_timer_;
+    bool sweeping_ = false;
+    std::shared_ptr<int> alive_ = std::make_shared<int>();  // expires with the listener
 };
 
 }  // namespace redis_sidecar::bridge

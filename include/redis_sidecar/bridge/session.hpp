@@ -2,6 +2,7 @@
 
 #include <boost/asio/generic/stream_protocol.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -33,6 +34,13 @@ public:
     /// Closes the client now (shutdown after the drain bound).
     void close();
 
+    /// The write deadline (see listener): a write to the client or to the upstream that has
+    /// been pending for longer than `timeout` at `now` ends the session (a client that stopped
+    /// reading, an upstream that stopped taking bytes); the connection is not reused. Counted
+    /// in bridge_stats. Returns whether it did.
+    bool enforce_write_deadline(std::chrono::steady_clock::time_point now,
+                                std::chrono::milliseconds timeout);
+
 private:
     // Client side.
     void do_read_client();
@@ -63,10 +71,12 @@ private:
 
     std::string out_writing_;  // bytes being written upstream
     bool upstream_writing_ = false;
+    std::chrono::steady_clock::time_point upstream_write_started_{};
     bool reading_client_ = false;
     std::string_view pending_upstream_;  // upstream bytes not yet written to the client
     bool upstream_paused_ = false;
     bool client_writing_ = false;
+    std::chrono::steady_clock::time_point client_write_started_{};
     std::string local_writing_;
     bool finished_ = false;  // finish() ran: the client is closed, the lease returned
 };

@@ -29,6 +29,8 @@ struct bridge_stats {
     std::uint64_t auth_other_user = 0;       ///< local AUTH naming another user than ours
     std::uint64_t identity_discards = 0;     ///< closed: the client learned its identity
     std::uint64_t reply_framing_errors = 0;  ///< clients closed: an upstream reply was not RESP
+    std::uint64_t client_write_timeouts = 0;    ///< clients closed: they stopped reading
+    std::uint64_t upstream_write_timeouts = 0;  ///< clients closed: the upstream stopped taking bytes
 };
 
 }  // namespace redis_sidecar::bridge

@@ -135,6 +135,12 @@ inline constexpr family client_resets{
 inline constexpr family reply_framing_errors{
     "redis_sidecar_reply_framing_errors_total", metric_type::counter,
     "Local clients closed because an upstream reply was not valid RESP."};
+/// Clients closed by the write deadline.
+inline constexpr family write_timeouts{
+    "redis_sidecar_write_timeouts_total", metric_type::counter,
+    "Local clients closed because a write to them (peer=client) or to their upstream "
+    "connection (peer=upstream) took longer than the socket timeout.",
+    {"peer"}};
 /// Complete commands sent upstream.
 inline constexpr family commands_forwarded{"redis_sidecar_commands_forwarded_total",
                                            metric_type::counter,
@@ -231,7 +237,7 @@ inline constexpr family pool_failover_discards{"redis_sidecar_pool_failover_disc
                                                "Idle upstream connections dropped because the upstream was demoted."};
 
 /// Every family, in export order.
-inline constexpr std::array<const family*, 45> all_families = {
+inline constexpr std::array<const family*, 46> all_families = {
     &pool_connections_open,
     &pool_connections_idle,
     &pool_connections_leased,
@@ -256,6 +262,7 @@ inline constexpr std::array<const family*, 45> all_families = {
     &client_auth_other_user,
     &client_resets,
     &reply_framing_errors,
+    &write_timeouts,
     &upstream_identity_discards,
     &commands_forwarded,
     &commands_intercepted,

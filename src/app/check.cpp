@@ -145,7 +145,8 @@ private:
         o.trace = &trace_;
         upstream::async_open(
             io.get_executor(), tls, 1, std::move(eps), o,
-            [this, &ok](std::error_code ec, std::shared_ptr<upstream::connection> c) {
+            [this, &ok](std::error_code ec, std::shared_ptr<upstream::connection> c,
+                        const std::string& detail) {
                 for (const auto& t : trace_) {
                     step s{t.name, t.ok, std::chrono::duration<double, std::milli>(t.took).count(),
                            t.detail, ""};
@@ -154,7 +155,7 @@ private:
                 }
                 if (ec) {
                     if (trace_.empty() || trace_.back().ok) {
-                        add({"connect", false, 0, ec.message(),
+                        add({"connect", false, 0, detail,
                              hint_for("connect", upstream::classify(ec), settings_)});
                     }
                     return;

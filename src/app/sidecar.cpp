@@ -130,9 +130,10 @@ int sidecar::run() {
     session_context_->stats = &bridge_stats_;
     session_context_->client_password = s.listen.client_password;
     session_context_->passthrough_auth = s.listen.client_auth == "passthrough";
-    session_context_->upstream = &pool_->upstream();  // follows credential rotation
-    session_context_->client_name = options.client_name;
-    session_context_->recycle_timeout = s.pool.socket_timeout;
+    session_context_->reauth = [pool = pool_.get()] { return pool->reauth(); };
+    session_context_->upstream_user = [pool = pool_.get()] {
+        return pool->upstream().username.value_or("default");
+    };
     session_context_->write_timeout = s.pool.socket_timeout;
     listener_ = std::make_unique<bridge::listener>(io_.get_executor(), session_context_,
                                                    s.listen.max_clients);
@@ -347,8 +348,8 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));
     r.set(m::client_sent_bytes, static_cast<double>(b.bytes_to_clients));
     r.set(m::upstream_recycles, {{"kind", "clean"}}, static_cast<double>(b.recycled_clean));
-    r.set(m::upstream_recycles, {{"kind", "reset"}}, static_cast<double>(b.recycled_reset));
-    r.set(m::upstream_recycle_discards, static_cast<double>(b.discarded));
+    r.set(m::upstream_recycles, {{"kind", "reset"}}, static_cast<double>(p.resets));
+    r.set(m::upstream_recycle_discards, static_cast<double>(b.discarded + p.reset_failures));
     r.set(m::client_protocol_errors, static_cast<double>(b.protocol_errors));
     r.set(m::readonly_replies, static_cast<double>(b.readonly_replies));
     r.set(m::loading_replies, static_cast<double>(b.loading_replies));

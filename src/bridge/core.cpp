@@ -59,11 +59,6 @@ bool may_block(std::string_view name) {
 
 }  // namespace
 
-reauth_pipeline make_reauth_pipeline(const session_context& context) {
-    auto h = upstream::make_handshake(*context.upstream, context.client_name,
-                                      {.hello = true, .ping = false});
-    return {std::move(h.commands), h.steps.size()};
-}
 
 client_core::client_core(session_context& context)
     : ctx_(context), authenticated_(!context.client_password.has_value()) {}
@@ -253,7 +248,7 @@ void client_core::handle_intercepted(std::string_view frame, bool is_inline) {
 
 // local mode: commands keep running as the sidecar's user, whatever user the client named.
 void client_core::note_other_user(std::string_view user) {
-    if (user == ctx_.upstream->username.value_or("default")) return;
+    if (user == (ctx_.upstream_user ? ctx_.upstream_user() : std::string("default"))) return;
     ++ctx_.stats->auth_other_user;
     if (ctx_.other_user_logged) return;
     ctx_.other_user_logged = true;
@@ -354,9 +349,9 @@ void client_core::handle_reset(std::string_view frame) {
         ++slots_.back().replies;
         ++replies_owed_total_;
     }
-    auto reauth = make_reauth_pipeline(ctx_);
+    const auto reauth = ctx_.reauth();
     out_.append(reauth.commands);
-    slots_.push_back({slot::kind::swallow, reauth.replies, {}, false, false});
+    slots_.push_back({slot::kind::swallow, reauth.steps.size(), {}, false, false});
     dirty_ = false;  // as clean as a pooled connection once the replies are in
 }
 

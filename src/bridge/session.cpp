@@ -4,7 +4,6 @@
 
 #include <array>
 
-#include "redis_sidecar/bridge/recycler.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 
@@ -248,8 +247,8 @@ void session::recycle() {
         case release_decision::kind::reset:
             // State left behind (MULTI, SELECT, SUBSCRIBE, replies in flight): RESET, re-AUTH,
             // re-SELECT, and drain up to RESET's reply before anyone else gets the connection.
-            recycle_with_reset(ctx_, std::move(c), core_.reply_scanner(),
-                               std::string(pending_upstream_), d.owed);
+            pool.release_with_reset(std::move(c), core_.reply_scanner(),
+                                    std::string(pending_upstream_), d.owed);
             return;
     }
 }

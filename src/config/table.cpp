@@ -217,7 +217,8 @@ std::span<const setting> table() {
          .help = "TCP + TLS + AUTH + PING of one connection; also how long a client waits for one"},
         {.key = "pool.socket_timeout", .flag = "--socket-timeout", .env = {"REDIS_SOCKET_TIMEOUT"},
          .parse = timeout, .at = [](settings& s) -> member { return &s.pool.socket_timeout; },
-         .help = "the sidecar's own commands: health PINGs, RESET on recycling"},
+         .help = "the sidecar's own commands (health PINGs, RESET on recycling) and every "
+                 "write to a client or the upstream"},
         {.key = "pool.socket_keepalive", .flag = "--socket-keepalive",
          .env = {"REDIS_SOCKET_KEEPALIVE"}, .parse = boolean,
          .at = [](settings& s) -> member { return &s.pool.socket_keepalive; },

@@ -473,19 +473,6 @@ void async_command(const std::shared_ptr<connection>& c, std::string formatted, 
 
 namespace {
 
-server_info parse_hello(const resp::reply& r) {
-    server_info info;
-    for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
-        const auto& key = r.elements[i].str;
-        const auto& value = r.elements[i + 1];
-        if (key == "version") info.version = value.str;
-        if (key == "role") info.role = value.str;
-        if (key == "mode") info.mode = value.str;
-        if (key == "id") info.client_id = value.integer;
-    }
-    return info;
-}
-
 class opener final : public std::enable_shared_from_this<opener> {
 public:
     opener(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
@@ -532,7 +519,7 @@ private:
         if (ec) {
             const auto why = classified(ec);
             trace("tcp", false, why.message() + " (" + ec.message() + ")");
-            finish(why);
+            finish(why, ec.message());
             return;
         }
         conn_->set_peer(ep);
@@ -591,9 +578,8 @@ private:
         send_handshake({.hello = false, .ping = true});
     }
     void send_handshake(handshake_options how) {
-        auto h = make_handshake(*options_.upstream, options_.client_name, how);
-        step_names_ = std::move(h.steps);
-        async_command(conn_, std::move(h.commands), step_names_.size(), remaining(),
+        handshake_ = make_handshake(*options_.upstream, options_.client_name, how);
+        async_command(conn_, std::move(handshake_.commands), handshake_.steps.size(), remaining(),
                       [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
     }
 
@@ -607,45 +593,30 @@ private:
         if (done_) return;
         if (r.ec) {
             const auto why = make_error_code(timed_out_ ? error::timeout : classify(r.ec));
-            trace(step_names_.front(), false, why.message());
+            trace(handshake_.steps.front(), false, why.message());
             finish(why);
             return;
         }
-        const auto& first = r.replies.front();
-        if (!legacy_ && first.type == resp::reply_type::error &&
-            first.str.find("unknown command") != std::string::npos) {
+        auto out = check_handshake(handshake_, r.replies, !legacy_);
+        if (out.no_hello && !legacy_) {
             send_legacy();
             return;
         }
-        for (std::size_t i = 0; i < r.replies.size(); ++i) {
-            const auto& reply = r.replies[i];
-            if (reply.type != resp::reply_type::error) continue;
-            const auto why = make_error_code(classify_reply(reply.str));
+        if (out.ec) {
             // The server's error text never holds our password.
-            trace(step_names_.at(i), false, reply.str);
-            finish(why, reply.str);
+            trace(out.failed_step, false, out.detail);
+            finish(out.ec, out.detail);
             return;
         }
-        server_info info;
-        if (legacy_) {
-            info.supports_hello = false;
-        } else {
-            info = parse_hello(first);
-        }
+        const auto& info = out.info;
         const auto& up = *options_.upstream;
         trace("auth", true,
               std::string(up.password ? "authenticated as " + up.username.value_or("default")
                                       : "no password configured") +
                   (info.version.empty() ? "" : ", server " + info.version) +
                   (info.role.empty() ? "" : ", role " + info.role));
-        const auto& pong = r.replies.back();
-        if (pong.type != resp::reply_type::status || pong.str != "PONG") {
-            trace("ping", false, "unexpected reply to PING");
-            finish(make_error_code(error::protocol_error));
-            return;
-        }
         trace("ping", true, "PONG");
-        conn_->set_info(std::move(info));
+        conn_->set_info(std::move(out.info));
         if (conn_->tls()) tls_->remember_session(conn_->ssl_handle());
         finish({});
     }
@@ -654,13 +625,12 @@ private:
         if (done_) return;
         done_ = true;
         timer_.cancel();
-        detail_ = detail;
         if (ec) ec = make_error_code(timed_out_ ? error::timeout : classify(ec));
         if (ec) {
             if (!conn_->broken()) conn_->close();
-            handler_(ec, nullptr);
+            handler_(ec, nullptr, detail.empty() ? ec.message() : detail);
         } else {
-            handler_({}, conn_);
+            handler_({}, conn_, {});
         }
     }
 
@@ -670,10 +640,9 @@ private:
     open_options options_;
     open_handler handler_;
     asio::steady_timer timer_;
-    std::vector<std::string> step_names_;  // the step each pipelined reply answers
+    handshake handshake_;  // its steps name what each pipelined reply answers
     clock::time_point open_started_ = clock::now();
     clock::time_point step_start_ = clock::now();
-    std::string detail_;
     bool done_ = false;
     bool timed_out_ = false;
     bool legacy_ = false;

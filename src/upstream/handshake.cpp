@@ -1,6 +1,7 @@
 #include "redis_sidecar/upstream/handshake.hpp"
 
 #include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/error.hpp"
 
 namespace redis_sidecar::upstream {
 
@@ -35,6 +36,56 @@ handshake make_handshake(const config::upstream_settings& up, std::string_view c
         h.steps.emplace_back("ping");
     }
     return h;
+}
+
+server_info parse_hello(const resp::reply& hello) {
+    server_info info;
+    const auto& e = hello.elements;
+    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+        const auto& key = e[i].str;
+        const auto& value = e[i + 1];
+        if (key == "version") info.version = value.str;
+        if (key == "role") info.role = value.str;
+        if (key == "mode") info.mode = value.str;
+        if (key == "id") info.client_id = value.integer;
+    }
+    return info;
+}
+
+handshake_outcome check_handshake(const handshake& h, const std::vector<resp::reply>& replies,
+                                  bool hello) {
+    handshake_outcome out;
+    const auto fail = [&out](error kind, const std::string& step, std::string detail) {
+        out.ec = make_error_code(kind);
+        out.failed_step = step;
+        out.detail = std::move(detail);
+        return out;
+    };
+    if (replies.size() != h.steps.size()) {
+        return fail(error::protocol_error, h.steps.empty() ? "" : h.steps.front(),
+                    "expected " + std::to_string(h.steps.size()) + " replies, got " +
+                        std::to_string(replies.size()));
+    }
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        const auto& r = replies[i];
+        const auto& step = h.steps[i];
+        if (r.type == resp::reply_type::error) {
+            if (hello && i == 0 && r.str.find("unknown command") != std::string::npos) {
+                out.no_hello = true;
+                return fail(error::protocol_error, step, r.str);
+            }
+            return fail(classify_reply(r.str), step, r.str);
+        }
+        if (step == "ping" && (r.type != resp::reply_type::status || r.str != "PONG")) {
+            return fail(error::protocol_error, step, "unexpected reply to PING");
+        }
+    }
+    if (hello) {
+        if (!replies.empty()) out.info = parse_hello(replies.front());
+    } else {
+        out.info.supports_hello = false;
+    }
+    return out;
 }
 
 }  // namespace redis_sidecar::upstream

@@ -13,78 +13,15 @@
 #include "redis_sidecar/resp/command.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 
+#include "recycler.hpp"
+
 namespace redis_sidecar::upstream {
 
 namespace {
 
 using clock = std::chrono::steady_clock;
 
-/// A hosts file larger than this is not a hosts file.
-constexpr std::size_t max_hosts_file_bytes = 64 * 1024;
-/// Backoff exponent cap (2^16 * base is far beyond any sane backoff_max).
-constexpr unsigned max_backoff_exponent = 16;
-
-std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
 }  // namespace
-
-resolver_fn system_resolver(asio::any_io_executor ex) {
-    return [ex](const std::string& host, std::uint16_t port, resolve_handler handler) {
-        auto resolver = std::make_shared<tcp::resolver>(ex);
-        resolver->async_resolve(
-            host, std::to_string(port),
-            [resolver, handler = std::move(handler)](const boost::system::error_code& ec,
-                                                     const tcp::resolver::results_type& results) {
-                std::vector<tcp::endpoint> endpoints;
-                for (const auto& r : results) endpoints.push_back(r.endpoint());
-                if (!ec && endpoints.empty()) {
-                    handler(make_error_code(error::dns_failure), {});
-                    return;
-                }
-                handler(ec ? make_error_code(classify(ec)) : std::error_code{}, std::move(endpoints));
-            });
-    };
-}
-
-resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback) {
-    return [path = std::move(path), fallback = std::move(fallback)](
-               const std::string& host, std::uint16_t port, resolve_handler handler) {
-        std::ifstream file(path);
-        std::string text(max_hosts_file_bytes, '\0');
-        file.read(text.data(), static_cast<std::streamsize>(text.size()));
-        text.resize(static_cast<std::size_t>(file.gcount()));
-        std::istringstream lines(text);
-        std::vector<tcp::endpoint> endpoints;
-        const auto wanted = lower(host);
-        for (std::string line; std::getline(lines, line);) {
-            line = line.substr(0, line.find('#'));
-            std::istringstream words(line);
-            std::string address;
-            words >> address;
-            for (std::string name; words >> name;) {
-                if (lower(name) != wanted) continue;
-                boost::system::error_code ec;
-                auto a = asio::ip::make_address(address, ec);
-                if (!ec) endpoints.emplace_back(a, port);
-            }
-        }
-        if (endpoints.empty()) {
-            fallback(host, port, std::move(handler));
-        } else {
-            handler({}, std::move(endpoints));
-        }
-    };
-}
-
-resolver_fn make_resolver(asio::any_io_executor ex, const config::upstream_settings& upstream) {
-    auto dns = system_resolver(ex);
-    if (upstream.hosts_file.empty()) return dns;
-    return hosts_file_resolver(upstream.hosts_file, std::move(dns));
-}
 
 pool_options options_from(const config::settings& s) {
     pool_options o;
@@ -106,10 +43,9 @@ pool::pool(asio::any_io_executor ex, const config::upstream_settings& upstream, 
       options_(std::move(options)),
       resolver_(std::move(resolver)),
       maintain_timer_(ex),
-      health_timer_(ex) {
-    tokens_ = std::max(1.0, options_.max_connects_per_second);
-    tokens_at_ = clock::now();
-}
+      health_timer_(ex),
+      pacer_({options_.max_connects_per_second, options_.backoff_base, options_.backoff_max},
+             clock::now(), std::random_device{}()) {}
 
 pool::~pool() = default;
 
@@ -165,7 +101,7 @@ void pool::async_acquire(acquire_handler handler) {
     }
     // The upstream is failing and nothing is on its way: say so now rather than at the deadline
     // (a cache client would rather fail fast than hang); the pool keeps reconnecting.
-    if (consecutive_failures_ > 0 && opening_ == 0) {
+    if (pacer_.consecutive_failures() > 0 && opening_ == 0) {
         asio::post(ex_, [h = std::move(handler), ec = last_failure_] { h(ec, nullptr); });
         maintain();
         return;
@@ -205,6 +141,31 @@ void pool::release(std::shared_ptr<connection> c, bool reusable) {
     }
     update_counts();
     maintain();
+}
+
+void pool::release_with_reset(std::shared_ptr<connection> c, const resp::scanner& replies,
+                              std::string leftover, std::optional<std::uint64_t> owed) {
+    reset_connection(std::move(c), replies, std::move(leftover), owed, reauth(),
+                     options_.command_timeout,
+                     [weak = weak_from_this()](std::shared_ptr<connection> c, bool ok, const char* why) {
+                         auto self = weak.lock();
+                         if (!self) {
+                             c->close();
+                             return;
+                         }
+                         if (ok) {
+                             ++self->stats_.resets;
+                         } else {
+                             ++self->stats_.reset_failures;
+                             log::debug("closing an upstream connection instead of reusing it",
+                                        {{"reason", why}});
+                         }
+                         self->release(std::move(c), ok);
+                     });
+}
+
+handshake pool::reauth() const {
+    return make_handshake(upstream_, options_.client_name, {.hello = true, .ping = false});
 }
 
 void pool::give(std::shared_ptr<connection> c) {
@@ -269,17 +230,6 @@ void pool::on_upstream_error(connection& c, std::error_code ec) {
     });
 }
 
-bool pool::take_token() {
-    const auto now = clock::now();
-    const double rate = std::max(0.001, options_.max_connects_per_second);
-    tokens_ = std::min(std::max(1.0, rate),
-                       tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * rate);
-    tokens_at_ = now;
-    if (tokens_ < 1.0) return false;
-    tokens_ -= 1.0;
-    return true;
-}
-
 void pool::maintain() {
     if (!running_) return;
     const std::size_t available = idle_.size() + checking_ + opening_;
@@ -287,20 +237,10 @@ void pool::maintain() {
     if (available >= demand) return;
     const std::size_t total = idle_.size() + leased_ + checking_ + opening_;
     if (total >= options_.max_connections) return;
-    std::size_t want = std::min(demand - available, options_.max_connections - total);
-    const auto now = clock::now();
-    if (now < next_open_allowed_) {
-        schedule_maintain(next_open_allowed_);
-        return;
-    }
-    std::size_t granted = 0;
-    while (granted < want && take_token()) ++granted;
-    if (granted < want) {
-        const double rate = std::max(0.001, options_.max_connects_per_second);
-        schedule_maintain(now + std::chrono::duration_cast<clock::duration>(
-                                    std::chrono::duration<double>(1.0 / rate)));
-    }
-    if (granted > 0) open_batch(granted);
+    const auto g =
+        pacer_.request(std::min(demand - available, options_.max_connections - total), clock::now());
+    if (g.again) schedule_maintain(*g.again);
+    if (g.count > 0) open_batch(g.count);
 }
 
 void pool::schedule_maintain(clock::time_point when) {
@@ -329,7 +269,8 @@ void pool::open_batch(std::size_t count) {
                   if (!self) return;
                   if (ec) {
                       for (std::size_t i = 0; i < count; ++i) {
-                          self->on_opened(make_error_code(error::dns_failure), nullptr, started);
+                          self->on_opened(make_error_code(error::dns_failure), nullptr, started,
+                                          ec.message());
                       }
                       return;
                   }
@@ -356,7 +297,8 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
     std::erase_if(in_flight_, [](const std::weak_ptr<connection>& w) { return w.expired(); });
     in_flight_.push_back(async_open(ex_, tls_, next_connection_id_++, endpoints, o,
                [weak = weak_from_this(), endpoints, with_previous, generation, started,
-                epoch = epoch_](std::error_code e, std::shared_ptr<connection> c) {
+                epoch = epoch_](std::error_code e, std::shared_ptr<connection> c,
+                                const std::string& detail) {
                    auto self = weak.lock();
                    if (!self) return;
                    std::erase_if(self->in_flight_, [&c](const std::weak_ptr<connection>& w) {
@@ -378,7 +320,7 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
                                      "the cache has not been rotated yet");
                        }
                    }
-                   self->on_opened(e, std::move(c), started);
+                   self->on_opened(e, std::move(c), started, detail);
                }));
 }
 
@@ -430,7 +372,7 @@ void pool::record_failure(std::error_code ec, const std::string& detail) {
     stats_.last_error_message = detail.empty() ? ec.message() : detail;
     stats_.last_error_time = std::chrono::system_clock::now();
     // Logged when the kind of failure changes, not per attempt: churn is counted, not logged.
-    if (changed || consecutive_failures_ == 0) {
+    if (changed || pacer_.consecutive_failures() == 0) {
         log::warn("upstream connect failed", {{"host", upstream_.host},
                                               {"port", std::to_string(upstream_.port)},
                                               {"error", label(kind)},
@@ -438,17 +380,12 @@ void pool::record_failure(std::error_code ec, const std::string& detail) {
     }
 }
 
-void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::time_point started) {
+void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::time_point started,
+                     const std::string& detail) {
     --opening_;
     if (ec) {
-        record_failure(ec, {});
-        ++consecutive_failures_;
-        const auto exp = std::min(consecutive_failures_ - 1, max_backoff_exponent);
-        const auto ceiling = std::min<std::chrono::milliseconds>(
-            options_.backoff_max, options_.backoff_base * (1LL << exp));
-        std::uniform_int_distribution<long long> jitter(0, std::max<long long>(0, ceiling.count()));
-        next_open_allowed_ = std::max(next_open_allowed_,
-                                      clock::now() + std::chrono::milliseconds(jitter(rng_)));
+        record_failure(ec, detail);
+        pacer_.failed(clock::now());
         // Nothing else can serve the waiters soon: tell them now rather than at their deadline.
         if (opening_ == 0 && idle_.empty()) {
             auto waiters = std::move(waiters_);
@@ -464,13 +401,12 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     }
     ++stats_.connects;
     stats_.handshake_latency.observe(clock::now() - started);
-    if (consecutive_failures_ > 0 || !stats_.ever_connected) {
+    if (pacer_.consecutive_failures() > 0 || !stats_.ever_connected) {
         log::info("upstream connected", {{"host", upstream_.host},
                                          {"version", c->info().version},
                                          {"role", c->info().role}});
     }
-    consecutive_failures_ = 0;
-    next_open_allowed_ = clock::now();
+    pacer_.succeeded(clock::now());
     stats_.ever_connected = true;
     learn_role(c->info().role);
     if (!c->info().version.empty()) stats_.server_version = c->info().version;
@@ -489,71 +425,14 @@ void pool::health_check() {
     const auto now = clock::now();
     auto idle = std::move(idle_);
     idle_.clear();
-    bool role_probe = true;
+    bool role_probe_left = true;
     for (auto& c : idle) {
         if (c->broken()) continue;
         if (now - c->created() > options_.max_lifetime) {
             discard(c);
             continue;
         }
-        // One connection per round also answers HELLO, which carries the server's role; one
-        // that authenticated before a rotation re-authenticates instead of a PING.
-        const bool reauth = c->auth_generation() != auth_generation_ && upstream_.password;
-        const bool hello = !reauth && std::exchange(role_probe, false);
-        ++checking_;
-        ++stats_.health_checks;
-        std::string command;
-        if (reauth) {
-            command = resp::format_command({"AUTH", upstream_.username.value_or("default"),
-                                            upstream_.password->reveal()});
-        } else {
-            command = hello ? resp::format_command({"HELLO", "2"}) : resp::format_command({"PING"});
-        }
-        const auto generation = auth_generation_;
-        async_command(c, std::move(command), 1, options_.command_timeout,
-                      [weak = weak_from_this(), c, hello, reauth, generation](command_result r) {
-                          auto self = weak.lock();
-                          if (!self) return;
-                          --self->checking_;
-                          bool ok = !r.ec && r.replies.size() == 1 &&
-                                    r.replies[0].type != resp::reply_type::error;
-                          if (reauth && !r.ec && !ok) {
-                              // Refused: the cache still has the old password, under which this
-                              // connection is authenticated. Keep it; try again next round.
-                              ok = true;
-                          } else if (reauth && ok) {
-                              c->set_auth_generation(generation);
-                              ++self->stats_.reauths;
-                          }
-                          std::string role;
-                          if (ok && hello) {
-                              const auto& e = r.replies[0].elements;
-                              for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
-                                  if (e[i].str == "role") role = e[i + 1].str;
-                              }
-                          }
-                          if (ok && self->running_) {
-                              self->give(c);
-                          } else {
-                              if (!ok) {
-                                  self->record_failure(r.ec ? r.ec
-                                                            : make_error_code(classify_reply(r.replies[0].str)),
-                                                       {});
-                              }
-                              self->discard(c);
-                          }
-                          if (!role.empty()) {
-                              self->learn_role(role);
-                              // Once a primary, the endpoint is meant to be one: while it
-                              // answers as a replica, keep re-resolving (gently: once a round)
-                              // until its name points at the new primary.
-                              if (self->seen_primary_ && role != "master") {
-                                  self->drop_idle("the upstream is a replica, not the primary");
-                              }
-                          }
-                          self->update_counts();
-                          self->maintain();
-                      });
+        check_one(c, probe_for(*c, role_probe_left));
     }
     update_counts();
     maintain();
@@ -561,6 +440,76 @@ void pool::health_check() {
     health_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
         if (auto self = weak.lock(); self && !ec) self->health_check();
     });
+}
+
+// One connection per round also answers HELLO, whose reply carries the server's role; one that
+// authenticated before a rotation re-authenticates instead (its HELLO … AUTH says the role too).
+pool::probe pool::probe_for(const connection& c, bool& role_probe_left) const {
+    if (c.auth_generation() != auth_generation_ && upstream_.password) return probe::reauth;
+    if (c.info().supports_hello && std::exchange(role_probe_left, false)) return probe::hello;
+    return probe::ping;
+}
+
+void pool::check_one(const std::shared_ptr<connection>& c, probe how) {
+    ++checking_;
+    ++stats_.health_checks;
+    handshake h;
+    switch (how) {
+        case probe::reauth:
+            h = make_handshake(upstream_, options_.client_name,
+                               {.hello = c->info().supports_hello, .ping = false});
+            break;
+        case probe::hello:
+            h = {resp::format_command({"HELLO", "2"}), {"hello"}};
+            break;
+        case probe::ping:
+            h = {resp::format_command({"PING"}), {"ping"}};
+            break;
+    }
+    const auto replies = h.steps.size();
+    auto commands = std::move(h.commands);
+    async_command(c, std::move(commands), replies, options_.command_timeout,
+                  [weak = weak_from_this(), c, how, h = std::move(h),
+                   generation = auth_generation_](command_result r) {
+                      if (auto self = weak.lock()) self->on_checked(c, how, h, generation, r);
+                  });
+}
+
+void pool::on_checked(const std::shared_ptr<connection>& c, probe how, const handshake& h,
+                      std::uint64_t generation, const command_result& r) {
+    --checking_;
+    const bool hello = how == probe::hello || (how == probe::reauth && c->info().supports_hello);
+    handshake_outcome out;
+    if (r.ec) {
+        out.ec = r.ec;
+    } else {
+        out = check_handshake(h, r.replies, hello);
+    }
+    bool ok = !out.ec;
+    if (how == probe::reauth && !r.ec && out.ec) {
+        // Refused: the cache still has the old password, under which this connection is
+        // authenticated. Keep it; try again next round.
+        ok = true;
+    } else if (how == probe::reauth && ok) {
+        c->set_auth_generation(generation);
+        ++stats_.reauths;
+    }
+    if (ok && running_) {
+        give(c);
+    } else {
+        if (!ok) record_failure(out.ec, out.detail);
+        discard(c);
+    }
+    if (!out.ec && hello && !out.info.role.empty()) {
+        learn_role(out.info.role);
+        // Once a primary, the endpoint is meant to be one: while it answers as a replica, keep
+        // re-resolving (gently: once a round) until its name points at the new primary.
+        if (seen_primary_ && out.info.role != "master") {
+            drop_idle("the upstream is a replica, not the primary");
+        }
+    }
+    update_counts();
+    maintain();
 }
 
 void pool::update_counts() {

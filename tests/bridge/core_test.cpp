@@ -78,8 +78,10 @@ outcome run(const core_case& c, const std::function<std::size_t(std::size_t)>& c
     bridge_stats stats;
     session_context ctx;
     ctx.stats = &stats;
-    ctx.upstream = &up;
-    ctx.client_name = std::string(sidecar_name);
+    ctx.upstream_user = [&up] { return up.username.value_or("default"); };
+    ctx.reauth = [&up] {
+        return upstream::make_handshake(up, sidecar_name, {.hello = true, .ping = false});
+    };
     if (c.setup) c.setup(ctx);
     client_core core(ctx);
     outcome out;
@@ -179,10 +181,13 @@ std::vector<core_case> cases() {
          "+PONG\r\n+RESET\r\n" + hello_reply + "+OK\r\n", "+PONG\r\n+RESET\r\n", false,
          kind::clean, std::nullopt,
          [](session_context& ctx) {
-             static config::upstream_settings db3;
-             db3 = *ctx.upstream;
-             db3.db = 3;
-             ctx.upstream = &db3;
+             ctx.reauth = [] {
+                 config::upstream_settings db3;
+                 db3.username = "app";
+                 db3.password = config::secret("app-password-0123");
+                 db3.db = 3;
+                 return upstream::make_handshake(db3, sidecar_name, {.hello = true, .ping = false});
+             };
          }},
         {"reset_in_pub_sub_passes_messages_until_its_reply",
          cmd({"SUBSCRIBE", "ch"}) + reset + ping,
@@ -246,28 +251,6 @@ std::vector<core_case> cases() {
 
 INSTANTIATE_TEST_SUITE_P(cases, core_test, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
-
-TEST(core, reauth_pipeline_is_hello_auth_setname_then_select) {
-    config::upstream_settings up;
-    up.username = "app";
-    up.password = config::secret("pw");
-    up.db = 2;
-    session_context ctx;
-    ctx.upstream = &up;
-    ctx.client_name = "redis-sidecar:x";
-    const auto p = make_reauth_pipeline(ctx);
-    EXPECT_EQ(p.commands, "*7\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n"
-                          "$7\r\nSETNAME\r\n$15\r\nredis-sidecar:x\r\n"
-                          "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n");
-    EXPECT_EQ(p.replies, 2u);
-    up.password.reset();
-    up.username.reset();
-    up.db = 0;
-    ctx.client_name.clear();
-    const auto bare = make_reauth_pipeline(ctx);
-    EXPECT_EQ(bare.commands, "*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n");
-    EXPECT_EQ(bare.replies, 1u);
-}
 
 }  // namespace
 }  // namespace redis_sidecar::bridge

@@ -41,8 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     bridge::bridge_stats stats;
     bridge::session_context ctx;
     ctx.stats = &stats;
-    ctx.upstream = &up;
-    ctx.client_name = "redis-sidecar:fuzz";
+    ctx.upstream_user = [&up] { return up.username.value_or("default"); };
+    ctx.reauth = [&up] {
+        return upstream::make_handshake(up, "redis-sidecar:fuzz", {.hello = true, .ping = false});
+    };
     ctx.passthrough_auth = (flags & 0x20) != 0;
     if ((flags & 0x40) != 0) ctx.client_password = config::secret("local");
     bridge::client_core core(ctx);

@@ -36,6 +36,7 @@ protected:
         std::error_code ec;
         std::shared_ptr<connection> conn;
         std::vector<open_step> trace;
+        std::string detail;  ///< what the open handler said on failure
     };
 
     outcome open(const config::upstream_settings& s, std::chrono::milliseconds timeout = 5s) {
@@ -61,8 +62,10 @@ protected:
             o.client_name = "redis-sidecar:test";
             o.trace = &out.trace;
             async_open(io_.get_executor(), tls, 1, std::move(eps), o,
-                       [&](std::error_code ec2, std::shared_ptr<connection> c) {
+                       [&](std::error_code ec2, std::shared_ptr<connection> c,
+                           const std::string& detail) {
                            out.ec = ec2;
+                           out.detail = detail;
                            out.conn = std::move(c);
                            done = true;
                        });
@@ -150,6 +153,9 @@ TEST_F(connection_test, acl_user_and_wrong_password) {
     ASSERT_FALSE(bad.trace.empty());
     EXPECT_EQ(bad.trace.back().name, "auth");
     EXPECT_NE(bad.trace.back().detail.find("WRONGPASS"), std::string::npos);
+    // The server's words reach the handler (the pool puts them in /status and the log).
+    EXPECT_EQ(bad.detail, bad.trace.back().detail);
+    EXPECT_EQ(bad.detail.find("not-the-password"), std::string::npos);
 }
 
 TEST_F(connection_test, acl_user_without_ping_is_noperm) {
@@ -185,6 +191,7 @@ TEST_F(connection_test, certificate_for_another_host_fails_verification) {
     EXPECT_EQ(r.ec, make_error_code(error::tls_certificate_verify_failed)) << r.ec.message();
     EXPECT_NE(r.trace.back().detail.find("hostname mismatch"), std::string::npos)
         << r.trace.back().detail;
+    EXPECT_NE(r.detail.find("hostname mismatch"), std::string::npos) << r.detail;
 
     s.tls.verify = false;  // REDIS_TLS_SKIP_VERIFY: accepted, and said so
     auto unverified = open(s);

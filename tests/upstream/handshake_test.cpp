@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/error.hpp"
 
 namespace redis_sidecar::upstream {
 namespace {
@@ -50,6 +51,70 @@ TEST(handshake, legacy_servers_get_auth_and_client_setname) {
     const auto no_user = make_handshake(settings(std::nullopt, "pw", 0), "", {.hello = false, .ping = true});
     EXPECT_EQ(no_user.commands, cmd({"AUTH", "pw"}) + cmd({"PING"}));
     EXPECT_EQ(no_user.steps, (steps{"auth", "ping"}));
+}
+
+// ---- check_handshake: what the replies say
+
+resp::reply status(std::string s) { return {resp::reply_type::status, std::move(s), 0, {}}; }
+resp::reply err(std::string s) { return {resp::reply_type::error, std::move(s), 0, {}}; }
+resp::reply bulk(std::string s) { return {resp::reply_type::string, std::move(s), 0, {}}; }
+resp::reply hello_reply(std::string role) {
+    resp::reply r{resp::reply_type::array, {}, 0, {}};
+    r.elements = {bulk("server"), bulk("redis"), bulk("version"), bulk("7.0.15"),
+                  bulk("id"),     {resp::reply_type::integer, {}, 42, {}},
+                  bulk("mode"),   bulk("standalone"), bulk("role"), bulk(std::move(role))};
+    return r;
+}
+
+TEST(handshake, replies_all_good_give_the_servers_facts) {
+    const auto h = make_handshake(settings("app", "pw", 3), "n");
+    const auto out = check_handshake(h, {hello_reply("master"), status("OK"), status("PONG")}, true);
+    EXPECT_FALSE(out.ec) << out.ec.message();
+    EXPECT_EQ(out.info.version, "7.0.15");
+    EXPECT_EQ(out.info.role, "master");
+    EXPECT_EQ(out.info.mode, "standalone");
+    EXPECT_EQ(out.info.client_id, 42);
+    EXPECT_TRUE(out.info.supports_hello);
+}
+
+TEST(handshake, the_first_error_names_its_step_and_is_classified) {
+    const auto h = make_handshake(settings("app", "pw", 3), "n");
+    auto out = check_handshake(
+        h, {err("WRONGPASS invalid username-password pair or user is disabled."), err("x"),
+            status("PONG")},
+        true);
+    EXPECT_EQ(out.ec, make_error_code(error::wrongpass));
+    EXPECT_EQ(out.failed_step, "auth");
+    EXPECT_EQ(out.detail, "WRONGPASS invalid username-password pair or user is disabled.");
+    EXPECT_FALSE(out.no_hello);
+
+    out = check_handshake(h, {hello_reply("master"), err("ERR DB index is out of range"), status("PONG")},
+                          true);
+    EXPECT_TRUE(out.ec);
+    EXPECT_EQ(out.failed_step, "select");
+
+    out = check_handshake(h, {hello_reply("master"), status("OK"), bulk("PONG")}, true);
+    EXPECT_EQ(out.ec, make_error_code(error::protocol_error));
+    EXPECT_EQ(out.failed_step, "ping");
+
+    out = check_handshake(h, {hello_reply("master")}, true);  // a reply short
+    EXPECT_EQ(out.ec, make_error_code(error::protocol_error));
+}
+
+TEST(handshake, a_server_without_hello_asks_for_the_legacy_form) {
+    const auto h = make_handshake(settings("app", "pw", 0), "n");
+    const auto out = check_handshake(
+        h, {err("ERR unknown command 'HELLO', with args beginning with: '2' "), status("PONG")}, true);
+    EXPECT_TRUE(out.no_hello);
+    const auto legacy = make_handshake(settings("app", "pw", 0), "n", {.hello = false, .ping = true});
+    const auto ok = check_handshake(legacy, {status("OK"), status("OK"), status("PONG")}, false);
+    EXPECT_FALSE(ok.ec);
+    EXPECT_FALSE(ok.info.supports_hello);
+    // Without HELLO, "unknown command" is an ordinary failure of its step.
+    const auto bad = check_handshake(legacy, {err("ERR unknown command 'AUTH'"), status("OK"),
+                                              status("PONG")}, false);
+    EXPECT_FALSE(bad.no_hello);
+    EXPECT_EQ(bad.failed_step, "auth");
 }
 
 }  // namespace

@@ -109,6 +109,25 @@ TEST_F(pool_test, refills_after_client_kill) {
     p->stop();
 }
 
+TEST_F(pool_test, the_servers_words_reach_last_error_without_the_password) {
+    redis_server_options so;
+    so.requirepass = "pool-test-password-0123";
+    redis_server server(so);
+    server.start();
+    auto s = plain(server.port());
+    s.password = config::secret("not-the-password-4567");
+    pool_options o;
+    o.min_idle = 1;
+    auto p = make_pool(s, o);
+    ASSERT_TRUE(run_until([&] { return !p->stats().last_error.empty(); }, 5s));
+    EXPECT_EQ(p->stats().last_error, "wrongpass");
+    EXPECT_NE(p->stats().last_error_message.find("WRONGPASS invalid username-password pair"),
+              std::string::npos)
+        << p->stats().last_error_message;
+    EXPECT_EQ(p->stats().last_error_message.find("not-the-password"), std::string::npos);
+    p->stop();
+}
+
 TEST_F(pool_test, recovers_after_restart_without_a_connect_storm) {
     redis_server server;
     server.start();

@@ -10,7 +10,7 @@
 
 #include "redis_sidecar/bridge/stats.hpp"
 #include "redis_sidecar/config/secret.hpp"
-#include "redis_sidecar/config/settings.hpp"
+#include "redis_sidecar/upstream/handshake.hpp"
 
 namespace redis_sidecar::upstream {
 class pool;
@@ -35,11 +35,11 @@ struct session_context {
     /// id is closed, not reused, when its client leaves. Bounded: the oldest are forgotten.
     std::deque<long long> redirect_targets;
     static constexpr std::size_t max_redirect_targets = 1024;
-    /// For RESET: the upstream's credentials, db and client name, re-applied.
-    const config::upstream_settings* upstream = nullptr;
-    std::string client_name;
-    /// Bound on RESET + re-AUTH when recycling a connection a client left dirty.
-    std::chrono::milliseconds recycle_timeout{5000};
+    /// For a client's RESET: what makes the connection the sidecar's again (the pool's
+    /// reauth(), with the credentials of the moment). The bridge forwards it, never reads it.
+    std::function<upstream::handshake()> reauth;
+    /// The user the sidecar authenticates as (follows rotation); unset: "default".
+    std::function<std::string()> upstream_user;
     /// Bound on every write to a client or to its upstream connection (see listener).
     std::chrono::milliseconds write_timeout{5000};
     /// Called when a session ends (the listener's bookkeeping).

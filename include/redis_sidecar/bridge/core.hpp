@@ -13,13 +13,6 @@
 
 namespace redis_sidecar::bridge {
 
-/// What makes a RESET connection the sidecar's again: HELLO 2 [AUTH user password] [SETNAME
-/// name], then SELECT db when db is not 0, with the pool's current credentials.
-struct reauth_pipeline {
-    std::string commands;
-    std::uint64_t replies = 0;  ///< replies the commands produce
-};
-reauth_pipeline make_reauth_pipeline(const session_context& context);
 
 /// What to do with the upstream connection when the client leaves.
 struct release_decision {

@@ -18,8 +18,7 @@ struct bridge_stats {
     std::uint64_t bytes_from_clients = 0;
     std::uint64_t bytes_to_clients = 0;
     std::uint64_t recycled_clean = 0;  ///< upstream connections returned as they were
-    std::uint64_t recycled_reset = 0;  ///< returned after RESET + re-AUTH
-    std::uint64_t discarded = 0;       ///< closed instead of returned
+    std::uint64_t discarded = 0;       ///< closed instead of returned (failed RESETs: pool_stats)
     std::uint64_t protocol_errors = 0; ///< clients that sent something that is not RESP
     std::uint64_t readonly_replies = 0;
     std::uint64_t loading_replies = 0;

@@ -19,6 +19,7 @@
 
 #include "redis_sidecar/config/settings.hpp"
 #include "redis_sidecar/resp/command.hpp"
+#include "redis_sidecar/upstream/handshake.hpp"
 #include "redis_sidecar/upstream/tls.hpp"
 
 namespace redis_sidecar::upstream {
@@ -38,15 +39,6 @@ public:
     virtual bool on_upstream_data(connection& c, std::string_view bytes) = 0;
     /// The connection broke (EOF, reset, TLS error, a command timeout). Called once.
     virtual void on_upstream_error(connection& c, std::error_code ec) = 0;
-};
-
-/// What the server said about itself in its HELLO reply.
-struct server_info {
-    std::string version;       ///< "7.0.15"; empty for servers without HELLO
-    std::string role;          ///< "master" or "replica"; empty when unknown
-    std::string mode;          ///< "standalone", "cluster" or "sentinel"
-    long long client_id = 0;   ///< the connection's CLIENT ID (HELLO's "id"); 0 when unknown
-    bool supports_hello = true;
 };
 
 /// One step of opening a connection, for `redis-sidecar check` and debug logs.
@@ -175,7 +167,10 @@ struct open_options {
     std::vector<open_step>* trace = nullptr;  ///< filled step by step when set
 };
 
-using open_handler = std::function<void(std::error_code, std::shared_ptr<connection>)>;
+/// How an open ended: the error (none on success), the connection (on success) and, on
+/// failure, the reason in words (the TLS alert, the server's error text, never a password).
+using open_handler =
+    std::function<void(std::error_code, std::shared_ptr<connection>, const std::string& detail)>;
 
 /// TCP connect to the first endpoint that answers → TLS handshake (SNI, host name verification)
 /// → HELLO 2 [AUTH] SETNAME (or AUTH + CLIENT SETNAME on servers without HELLO) → SELECT → PING,

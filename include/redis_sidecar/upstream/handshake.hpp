@@ -2,9 +2,11 @@
 
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "redis_sidecar/config/settings.hpp"
+#include "redis_sidecar/resp/command.hpp"
 
 namespace redis_sidecar::upstream {
 
@@ -29,5 +31,32 @@ struct handshake {
 /// `default` when none is configured; SELECT only when db is not 0.
 handshake make_handshake(const config::upstream_settings& upstream, std::string_view client_name,
                          handshake_options options = {});
+
+/// What the server said about itself in its HELLO reply.
+struct server_info {
+    std::string version;       ///< "7.0.15"; empty for servers without HELLO
+    std::string role;          ///< "master" or "replica"; empty when unknown
+    std::string mode;          ///< "standalone", "cluster" or "sentinel"
+    long long client_id = 0;   ///< the connection's CLIENT ID (HELLO's "id"); 0 when unknown
+    bool supports_hello = true;
+};
+
+/// What the server said about itself in a HELLO reply (a map as RESP2 flattens it).
+server_info parse_hello(const resp::reply& hello);
+
+/// What the replies to a handshake say.
+struct handshake_outcome {
+    std::error_code ec;       ///< none: every step succeeded
+    bool no_hello = false;    ///< the server does not know HELLO: send it again with hello = false
+    std::string failed_step;  ///< the step that failed ("auth", "select", ...)
+    std::string detail;       ///< the server's error text (never holds the password)
+    server_info info;         ///< from HELLO's reply (supports_hello false without HELLO)
+};
+
+/// Checks the replies to `h` (one per step, in order): the first error reply fails its step
+/// (classified: wrongpass, noauth, ...), PING must answer PONG, and HELLO's reply gives
+/// server_info. `hello` says whether `h` was built with HELLO.
+handshake_outcome check_handshake(const handshake& h, const std::vector<resp::reply>& replies,
+                                  bool hello);
 
 }  // namespace redis_sidecar::upstream

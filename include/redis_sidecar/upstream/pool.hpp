@@ -15,25 +15,13 @@
 #include <vector>
 
 #include "redis_sidecar/config/settings.hpp"
+#include "redis_sidecar/resp/scanner.hpp"
 #include "redis_sidecar/upstream/connection.hpp"
+#include "redis_sidecar/upstream/pacing.hpp"
+#include "redis_sidecar/upstream/resolve.hpp"
 #include "redis_sidecar/upstream/stats.hpp"
 
 namespace redis_sidecar::upstream {
-
-/// Turns a host name into addresses. The seam where tests (and the test-only hosts file)
-/// replace DNS.
-using resolve_handler = std::function<void(std::error_code, std::vector<tcp::endpoint>)>;
-using resolver_fn = std::function<void(const std::string& host, std::uint16_t port, resolve_handler)>;
-
-/// DNS through the system resolver (getaddrinfo on Asio's resolver thread).
-resolver_fn system_resolver(asio::any_io_executor ex);
-
-/// Reads a hosts(5)-style file ("ADDRESS NAME...") on every lookup and answers from it when the
-/// name is there, otherwise asks `fallback`. For tests that move a name to a new address.
-resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback);
-
-/// The system resolver, behind the test-only hosts file when the settings name one.
-resolver_fn make_resolver(asio::any_io_executor ex, const config::upstream_settings& upstream);
 
 /// The pool's tunables (see config::pool_settings for the user-facing ones).
 struct pool_options {
@@ -80,6 +68,19 @@ public:
     /// or it saw READONLY/LOADING/an I/O error) closes it.
     void release(std::shared_ptr<connection> c, bool reusable);
 
+    /// Takes back a connection its client left with state (MULTI, SELECT, SUBSCRIBE, replies in
+    /// flight): RESET, re-authenticate (reauth()), skip the replies the client was still owed
+    /// (`owed`, pushes aside; nullopt when it left request/reply: every frame up to the first
+    /// "+RESET"), and only then reuse it; anything unexpected, or command_timeout, closes it.
+    /// `replies` continues the reply stream where the client's session left it, `leftover`
+    /// holds bytes read from the connection but not delivered.
+    void release_with_reset(std::shared_ptr<connection> c, const resp::scanner& replies,
+                            std::string leftover, std::optional<std::uint64_t> owed);
+
+    /// What makes a connection the sidecar's again after a RESET: HELLO 2 AUTH (current
+    /// credentials) SETNAME, and SELECT when db is not 0. Replies: one per step.
+    handshake reauth() const;
+
     /// Secret rotation: new connections use these credentials; one that gets WRONGPASS with
     /// them tries the previous ones once (the Secret was updated before the cache). Idle
     /// connections re-authenticate in place at the next health round; leased ones are left
@@ -115,7 +116,7 @@ private:
     void open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previous,
                   std::chrono::steady_clock::time_point started);
     void on_opened(std::error_code ec, std::shared_ptr<connection> c,
-                   std::chrono::steady_clock::time_point started);
+                   std::chrono::steady_clock::time_point started, const std::string& detail);
     void drop_idle(const char* why);
     void learn_role(const std::string& role);
     void give(std::shared_ptr<connection> c);
@@ -123,9 +124,14 @@ private:
     void discard(const std::shared_ptr<connection>& c);
     void remove_idle(connection& c);
     void health_check();
+    /// What a health round sends an idle connection.
+    enum class probe { ping, hello, reauth };
+    probe probe_for(const connection& c, bool& role_probe_left) const;
+    void check_one(const std::shared_ptr<connection>& c, probe how);
+    void on_checked(const std::shared_ptr<connection>& c, probe how, const handshake& h,
+                    std::uint64_t generation, const command_result& r);
     void update_counts();
     void record_failure(std::error_code ec, const std::string& detail);
-    bool take_token();
 
     asio::any_io_executor ex_;
     config::upstream_settings upstream_;
@@ -148,17 +154,13 @@ private:
     asio::steady_timer maintain_timer_;
     bool maintain_scheduled_ = false;
     asio::steady_timer health_timer_;
-    std::chrono::steady_clock::time_point next_open_allowed_{};
-    unsigned consecutive_failures_ = 0;
+    connect_pacer pacer_;
     std::error_code last_failure_;
     bool seen_primary_ = false;  // the upstream was a master once: a replica now means failover
     /// Bumped when the upstream was demoted: connections opened before point at the old
     /// primary (also those in a health check or leased at that moment) and are not reused.
     std::uint64_t epoch_ = 0;
-    double tokens_ = 0;
-    std::chrono::steady_clock::time_point tokens_at_{};
     std::string last_address_;
-    std::minstd_rand rng_{std::random_device{}()};
     bool running_ = false;
     pool_stats stats_;
     std::function<void()> on_change_;

@@ -42,6 +42,8 @@ struct pool_stats {
     std::array<std::uint64_t, error_count> failures{};        ///< opens that failed, by class
     std::uint64_t discards = 0;        ///< connections closed as unusable or old
     std::uint64_t reuses = 0;          ///< connections that went back to idle after a lease
+    std::uint64_t resets = 0;          ///< of those, after RESET + re-authentication
+    std::uint64_t reset_failures = 0;  ///< connections closed because that RESET failed
     std::uint64_t health_checks = 0;  ///< PINGs sent to idle connections
     std::uint64_t acquire_timeouts = 0;
     std::uint64_t dns_lookups = 0;

@@ -1,0 +1,31 @@
+#pragma once
+
+// Internal to the pool: the RESET that returns a connection a client left with state.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "redis_sidecar/resp/scanner.hpp"
+#include "redis_sidecar/upstream/connection.hpp"
+#include "redis_sidecar/upstream/handshake.hpp"
+
+namespace redis_sidecar::upstream {
+
+/// How a reset ended: ok (the connection is clean and the sidecar's again) or why not.
+using reset_handler = std::function<void(std::shared_ptr<connection>, bool ok, const char* why)>;
+
+/// Sends RESET and `reauth` on `c`, skips the replies its last client was still owed (`owed`
+/// of them, pushes aside; nullopt when the client left request/reply: every frame up to the
+/// first "+RESET"), checks RESET's reply and reauth's, then calls `done`. `scanner` continues
+/// the reply stream where the client's session left it; `leftover` holds bytes already read
+/// but not delivered. Any error, unexpected reply, or `timeout` ends it with ok = false (also
+/// the answer of servers before 6.2, which have no RESET).
+void reset_connection(std::shared_ptr<connection> c, const resp::scanner& scanner,
+                      std::string leftover, std::optional<std::uint64_t> owed, handshake reauth,
+                      std::chrono::milliseconds timeout, reset_handler done);
+
+}  // namespace redis_sidecar::upstream

@@ -60,13 +60,14 @@ struct file_fixture {
         std::filesystem::create_directories(dir / "secrets");
         std::ofstream(dir / "secrets" / "password") << "an-auth-token-of-32-characters!!\n";
         std::ofstream(dir / "secrets" / "username") << "app-user\n";
-        std::ofstream(dir / "config.yaml") << "upstream:\n"
-                                              "  host: master.my-cache.abc123.euw1.cache.amazonaws.com\n"
-                                              "  port: 6379\n"
-                                              "  tls: {enabled: true}\n"
-                                              "pool:\n"
-                                              "  max_connections: 64\n"
-                                              "  min_idle_connections: 2\n";
+        std::ofstream(dir / "config.yaml")
+            << "upstream:\n"
+               "  host: master.my-cache.abc123.euw1.cache.amazonaws.com\n"
+               "  port: 6379\n"
+               "  tls: {enabled: true}\n"
+               "pool:\n"
+               "  max_connections: 64\n"
+               "  min_idle_connections: 2\n";
     }
     ~file_fixture() {
         std::error_code ec;
@@ -83,7 +84,9 @@ void resolve_loop(benchmark::State& state, const config::inputs& in) {
         benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void bm_resolve_minimal(benchmark::State& state) { resolve_loop(state, minimal_inputs()); }
+void bm_resolve_minimal(benchmark::State& state) {
+    resolve_loop(state, minimal_inputs());
+}
 
 void bm_resolve_elasticache_env(benchmark::State& state) {
     resolve_loop(state, elasticache_inputs());

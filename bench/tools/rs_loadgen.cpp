@@ -75,19 +75,32 @@ options parse(int argc, char** argv) {
             if (i + 1 >= argc) die("missing value after " + a);
             return argv[++i];
         };
-        if (a == "--host") o.host = next();
-        else if (a == "--port") o.port = std::stoi(next());
-        else if (a == "--unix") o.unix_path = next();
-        else if (a == "--tls") o.tls = true;
-        else if (a == "--cacert") o.cacert = next();
-        else if (a == "--sni") o.sni = next();
-        else if (a == "--auth") o.auth = next();
-        else if (a == "--conns") o.conns = std::stoi(next());
-        else if (a == "--rate") o.rate = std::stod(next());
-        else if (a == "--seconds") o.seconds = std::stod(next());
-        else if (a == "--value-size") o.value_size = std::stoul(next());
-        else if (a == "--ping") o.ping = true;
-        else die("unknown option " + a);
+        if (a == "--host")
+            o.host = next();
+        else if (a == "--port")
+            o.port = std::stoi(next());
+        else if (a == "--unix")
+            o.unix_path = next();
+        else if (a == "--tls")
+            o.tls = true;
+        else if (a == "--cacert")
+            o.cacert = next();
+        else if (a == "--sni")
+            o.sni = next();
+        else if (a == "--auth")
+            o.auth = next();
+        else if (a == "--conns")
+            o.conns = std::stoi(next());
+        else if (a == "--rate")
+            o.rate = std::stod(next());
+        else if (a == "--seconds")
+            o.seconds = std::stod(next());
+        else if (a == "--value-size")
+            o.value_size = std::stoul(next());
+        else if (a == "--ping")
+            o.ping = true;
+        else
+            die("unknown option " + a);
     }
     if (o.port == 0 && o.unix_path.empty()) die("--port or --unix is required");
     if (o.conns < 1) die("--conns must be >= 1");
@@ -96,7 +109,7 @@ options parse(int argc, char** argv) {
 
 /// One blocking connection, plain or TLS.
 class conn {
-public:
+  public:
     conn(const options& o, SSL_CTX* ctx) {
         if (!o.unix_path.empty()) {
             fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -148,10 +161,10 @@ public:
     bool send_all(const std::string& s) {
         std::size_t off = 0;
         while (off < s.size()) {
-            const auto n = ssl_ != nullptr
-                               ? SSL_write(ssl_, s.data() + off, static_cast<int>(s.size() - off))
-                               : static_cast<int>(::send(fd_, s.data() + off, s.size() - off,
-                                                         MSG_NOSIGNAL));
+            const auto n =
+                ssl_ != nullptr
+                    ? SSL_write(ssl_, s.data() + off, static_cast<int>(s.size() - off))
+                    : static_cast<int>(::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL));
             if (n <= 0) return false;
             off += static_cast<std::size_t>(n);
         }
@@ -171,7 +184,7 @@ public:
         return line[0] != '-';
     }
 
-private:
+  private:
     bool fill() {
         if (pos_ > 0 && pos_ == buf_.size()) {
             buf_.clear();
@@ -307,7 +320,9 @@ int run_latency(const options& o) {
 }
 
 volatile sig_atomic_t stop_flag = 0;
-void on_term(int) { stop_flag = 1; }
+void on_term(int) {
+    stop_flag = 1;
+}
 
 int run_idle(const options& o) {
     signal(SIGTERM, on_term);
@@ -328,13 +343,15 @@ int run_idle(const options& o) {
         } else if (!ok && first_error.empty()) {
             first_error = c->error();
         }
-        if (ok) conns.push_back(std::move(c));
-        else ++failed;
+        if (ok)
+            conns.push_back(std::move(c));
+        else
+            ++failed;
     }
     std::printf("ready %zu %d\n", conns.size(), failed);
     std::fflush(stdout);
-    if (!first_error.empty()) std::fprintf(stderr, "rs_loadgen idle: first failure: %s\n",
-                                           first_error.c_str());
+    if (!first_error.empty())
+        std::fprintf(stderr, "rs_loadgen idle: first failure: %s\n", first_error.c_str());
     // Hold until stdin closes (the harness closes it) or a signal; bounded by --seconds.
     const auto deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                                   std::chrono::duration<double>(o.seconds));

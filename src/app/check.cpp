@@ -6,12 +6,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "identity.hpp"
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/upstream/connection.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 #include "redis_sidecar/upstream/pool.hpp"
 #include "redis_sidecar/upstream/tls.hpp"
-#include "identity.hpp"
 
 namespace redis_sidecar::app {
 
@@ -44,12 +44,14 @@ std::string hint_for(const std::string& step_name, error e, const config::settin
         case error::timeout:
             if (step_name == "tcp") {
                 return "no answer to the TCP connect: a security group or NetworkPolicy probably "
-                       "drops traffic to port " + port + " (allow egress from this pod to the cache)";
+                       "drops traffic to port " +
+                       port + " (allow egress from this pod to the cache)";
             }
             return up.tls.enabled
                        ? "the server accepted TCP but did not complete " + step_name +
                              " in time: check that this port speaks TLS, and the server's load"
-                       : "the server accepted TCP but did not answer: if the cluster has in-transit "
+                       : "the server accepted TCP but did not answer: if the cluster has "
+                         "in-transit "
                          "encryption, set REDIS_TLS_ENABLED=true (or use rediss://)";
         case error::tls_certificate_verify_failed:
             if (config::is_ip_literal(up.tls.server_name)) {
@@ -85,7 +87,7 @@ std::string hint_for(const std::string& step_name, error e, const config::settin
 }
 
 class checker {
-public:
+  public:
     checker(const config::settings& s) : settings_(s) {}
 
     bool run() {
@@ -109,26 +111,27 @@ public:
         auto resolve = upstream::make_resolver(io.get_executor(), up);
         const auto dns_start = clock::now();
         bool ok = false;
-        resolve(up.host, up.port, [&](std::error_code ec, std::vector<upstream::tcp::endpoint> eps) {
-            if (ec) {
-                add({"dns", false, ms_since(dns_start), ec.message(),
-                     hint_for("dns", error::dns_failure, settings_)});
-                return;
-            }
-            std::string addresses;
-            for (const auto& ep : eps) {
-                addresses += (addresses.empty() ? "" : ", ") + ep.address().to_string();
-            }
-            add({"dns", true, ms_since(dns_start), addresses, ""});
-            open(io, tls.get(), std::move(eps), ok);
-        });
+        resolve(up.host, up.port,
+                [&](std::error_code ec, std::vector<upstream::tcp::endpoint> eps) {
+                    if (ec) {
+                        add({"dns", false, ms_since(dns_start), ec.message(),
+                             hint_for("dns", error::dns_failure, settings_)});
+                        return;
+                    }
+                    std::string addresses;
+                    for (const auto& ep : eps) {
+                        addresses += (addresses.empty() ? "" : ", ") + ep.address().to_string();
+                    }
+                    add({"dns", true, ms_since(dns_start), addresses, ""});
+                    open(io, tls.get(), std::move(eps), ok);
+                });
         io.run();
         return ok;
     }
 
     const std::vector<step>& steps() const { return steps_; }
 
-private:
+  private:
     static double ms_since(clock::time_point t) {
         return std::chrono::duration<double, std::milli>(clock::now() - t).count();
     }
@@ -173,8 +176,9 @@ private:
                 const double rtt = ms_since(start);
                 if (r.ec || r.replies.front().type == resp::reply_type::error) {
                     add({"ping", false, rtt, r.ec ? r.ec.message() : r.replies.front().str,
-                         hint_for("ping", r.ec ? upstream::classify(r.ec)
-                                               : upstream::classify_reply(r.replies.front().str),
+                         hint_for("ping",
+                                  r.ec ? upstream::classify(r.ec)
+                                       : upstream::classify_reply(r.replies.front().str),
                                   settings_)});
                     return;
                 }
@@ -182,7 +186,8 @@ private:
                 std::snprintf(buf, sizeof buf, "round trip %.2f ms", rtt);
                 add({"rtt", true, rtt, buf, ""});
                 const auto& info = c->info();
-                add({"role", true, 0, info.role.empty() ? "unknown (server without HELLO)" : info.role, ""});
+                add({"role", true, 0,
+                     info.role.empty() ? "unknown (server without HELLO)" : info.role, ""});
                 add({"version", true, 0, info.version.empty() ? "unknown" : info.version, ""});
                 ok = true;
                 c->close();
@@ -205,14 +210,15 @@ int run_check(const config::settings& s, bool json_output) {
         j["upstream"] = config::join_host_port(s.upstream.host, s.upstream.port);
         j["steps"] = nlohmann::json::array();
         for (const auto& st : c.steps()) {
-            nlohmann::json step_json = {{"name", st.name}, {"ok", st.ok}, {"ms", st.ms}, {"detail", st.detail}};
+            nlohmann::json step_json = {
+                {"name", st.name}, {"ok", st.ok}, {"ms", st.ms}, {"detail", st.detail}};
             if (!st.hint.empty()) step_json["hint"] = st.hint;
             j["steps"].push_back(std::move(step_json));
         }
         std::cout << j.dump(2) << "\n";
     } else {
-        std::cout << "redis-sidecar check: " << config::join_host_port(s.upstream.host, s.upstream.port)
-                  << "\n";
+        std::cout << "redis-sidecar check: "
+                  << config::join_host_port(s.upstream.host, s.upstream.port) << "\n";
         for (const auto& st : c.steps()) {
             char timing[32] = "";
             if (st.ms > 0) std::snprintf(timing, sizeof timing, " (%.1f ms)", st.ms);

@@ -16,7 +16,8 @@ std::string client_name() {
         if (::gethostname(host, sizeof host - 1) == 0) name = host;
     }
     // CLIENT SETNAME refuses spaces and newlines.
-    std::replace_if(name.begin(), name.end(), [](char c) { return c <= ' ' || c > '~'; }, '_');
+    std::replace_if(
+        name.begin(), name.end(), [](char c) { return c <= ' ' || c > '~'; }, '_');
     if (name.size() > 64) name.resize(64);
     return "redis-sidecar:" + (name.empty() ? std::string("unknown") : name);
 }

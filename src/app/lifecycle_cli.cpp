@@ -119,8 +119,8 @@ int wait_command(std::vector<std::string> args) {
             return exit_ok;
         }
         // A request the deadline cut short proves nothing: an earlier answer stays the last one.
-        const bool cut_short = answer.status == 0 && answer.error == "timed out" &&
-                               budget < wait_request_timeout;
+        const bool cut_short =
+            answer.status == 0 && answer.error == "timed out" && budget < wait_request_timeout;
         if (!cut_short || last.empty()) last = describe(answer, "/startupz");
         const auto now = clock::now();
         if (now >= deadline) break;

@@ -7,10 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "redis_sidecar/config/resolver.hpp"
-#include "redis_sidecar/log/logger.hpp"
 #include "check.hpp"
 #include "lifecycle_cli.hpp"
+#include "redis_sidecar/config/resolver.hpp"
+#include "redis_sidecar/log/logger.hpp"
 #include "sidecar.hpp"
 #include "version.hpp"
 

@@ -42,7 +42,9 @@ void secret_watcher::stop() {
     }
 }
 
-void secret_watcher::trigger() { schedule(std::chrono::milliseconds(0)); }
+void secret_watcher::trigger() {
+    schedule(std::chrono::milliseconds(0));
+}
 
 void secret_watcher::watch_directories() {
     std::vector<std::string> dirs;
@@ -96,7 +98,8 @@ void secret_watcher::check() {
         const auto fresh = config::resolve(inputs_);
         const auto& up = fresh.values.upstream;
         if (password_ && !up.password) {
-            throw config::config_error("the upstream password is gone (an empty or removed secret)");
+            throw config::config_error(
+                "the upstream password is gone (an empty or removed secret)");
         }
         if (up.username == username_ && up.password == password_ &&
             fresh.values.listen.client_password == client_password_) {

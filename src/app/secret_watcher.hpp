@@ -18,7 +18,7 @@ namespace redis_sidecar::app {
 /// the configuration again and reports the credentials when they changed; an unreadable, empty or
 /// vanished secret keeps the last good one and is reported as an error.
 class secret_watcher {
-public:
+  public:
     /// How often files are re-read when inotify says nothing (it misses changes on some volumes).
     static constexpr std::chrono::seconds poll_interval{2};
     /// Events within this window are handled once (a symlink swap is several events).
@@ -40,7 +40,7 @@ public:
     void trigger();
     const counters& stats() const { return counters_; }
 
-private:
+  private:
     void watch_directories();
     void read_events();
     void schedule(std::chrono::milliseconds delay);

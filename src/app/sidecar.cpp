@@ -61,7 +61,8 @@ nlohmann::json parse_info(const std::string& info) {
         if (colon != std::string::npos) fields[line.substr(0, colon)] = line.substr(colon + 1);
     }
     nlohmann::json j = nlohmann::json::object();
-    for (const auto* key : {"redis_version", "used_memory_human", "connected_clients", "uptime_in_seconds"}) {
+    for (const auto* key :
+         {"redis_version", "used_memory_human", "connected_clients", "uptime_in_seconds"}) {
         if (fields.count(key) != 0) j[key] = fields[key];
     }
     // Counters from the upstream are parsed without exceptions: a server (or anything posing
@@ -119,8 +120,9 @@ int sidecar::run() {
     }
     auto options = upstream::options_from(s);
     options.client_name = client_name();
-    pool_ = std::make_shared<upstream::pool>(io_.get_executor(), s.upstream, tls_.get(), options,
-                                             upstream::make_resolver(io_.get_executor(), s.upstream));
+    pool_ =
+        std::make_shared<upstream::pool>(io_.get_executor(), s.upstream, tls_.get(), options,
+                                         upstream::make_resolver(io_.get_executor(), s.upstream));
     pool_->on_change([this] {
         if (pool_->stats().ever_connected) probes_.mark_startup_completed();
     });
@@ -270,10 +272,12 @@ nlohmann::json sidecar::status() {
     j["state"] = probes_.state_name();
     j["redis_available"] = available;
     j["role"] = p.role.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.role);
-    j["server_version"] = p.server_version.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.server_version);
-    j["upstream"] = config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
-    j["pool"] = {{"open", p.open}, {"idle", p.idle}, {"leased", p.leased}, {"waiting", p.waiting},
-                 {"opening", p.opening}, {"connects", p.connects}};
+    j["server_version"] =
+        p.server_version.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.server_version);
+    j["upstream"] =
+        config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
+    j["pool"] = {{"open", p.open},       {"idle", p.idle},       {"leased", p.leased},
+                 {"waiting", p.waiting}, {"opening", p.opening}, {"connects", p.connects}};
     j["clients"] = bridge_stats_.clients;
     j["upstream_info"] = upstream_info_;
     if (p.last_error.empty()) {
@@ -297,15 +301,14 @@ void sidecar::sample_upstream_info() {
             info_sampling_ = false;
             return;
         }
-        upstream::async_command(c, resp::format_command({"INFO"}), 1,
-                                resolved_.values.pool.socket_timeout,
-                                [this, c](upstream::command_result r) {
-                                    info_sampling_ = false;
-                                    const bool ok = !r.ec && r.replies.front().type ==
-                                                                 resp::reply_type::string;
-                                    if (ok) upstream_info_ = parse_info(r.replies.front().str);
-                                    pool_->release(c, !r.ec);
-                                });
+        upstream::async_command(
+            c, resp::format_command({"INFO"}), 1, resolved_.values.pool.socket_timeout,
+            [this, c](upstream::command_result r) {
+                info_sampling_ = false;
+                const bool ok = !r.ec && r.replies.front().type == resp::reply_type::string;
+                if (ok) upstream_info_ = parse_info(r.replies.front().str);
+                pool_->release(c, !r.ec);
+            });
     });
 }
 
@@ -319,7 +322,8 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::pool_waiters, static_cast<double>(p.waiting));
     r.set(m::upstream_connects, static_cast<double>(p.connects));
     for (int i = 1; i < upstream::error_count; ++i) {
-        r.set(m::upstream_connect_failures, {{"class", upstream::label(static_cast<upstream::error>(i))}},
+        r.set(m::upstream_connect_failures,
+              {{"class", upstream::label(static_cast<upstream::error>(i))}},
               static_cast<double>(p.failures[static_cast<std::size_t>(i)]));
     }
     r.set_histogram(m::upstream_handshake_duration, upstream::latency_histogram::bounds,
@@ -342,7 +346,8 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::upstream_identity_discards, static_cast<double>(b.identity_discards));
     r.set(m::reply_framing_errors, static_cast<double>(b.reply_framing_errors));
     r.set(m::write_timeouts, {{"peer", "client"}}, static_cast<double>(b.client_write_timeouts));
-    r.set(m::write_timeouts, {{"peer", "upstream"}}, static_cast<double>(b.upstream_write_timeouts));
+    r.set(m::write_timeouts, {{"peer", "upstream"}},
+          static_cast<double>(b.upstream_write_timeouts));
     r.set(m::commands_forwarded, static_cast<double>(b.commands_forwarded));
     r.set(m::commands_intercepted, static_cast<double>(b.commands_intercepted));
     r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));
@@ -362,7 +367,8 @@ void sidecar::fill_metrics(metrics::registry& r) const {
     r.set(m::credential_rotations, static_cast<double>(p.credential_rotations));
     r.set(m::auth_fallbacks, static_cast<double>(p.auth_fallbacks));
     r.set(m::pool_reauths, static_cast<double>(p.reauths));
-    r.set(m::secret_reload_failures, static_cast<double>(secrets_ ? secrets_->stats().failures : 0));
+    r.set(m::secret_reload_failures,
+          static_cast<double>(secrets_ ? secrets_->stats().failures : 0));
     r.set(m::upstream_demotions, static_cast<double>(p.demotions));
     r.set(m::pool_failover_discards, static_cast<double>(p.readonly_discards));
     if (r.misuses() > 0) log::error("metrics misuse", {{"detail", r.last_misuse()}});

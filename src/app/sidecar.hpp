@@ -21,14 +21,14 @@ namespace redis_sidecar::app {
 /// lifecycle starting → ready → draining → stopped. Everything runs on one thread, so probes
 /// answer only while the event loop does (that is what /livez measures).
 class sidecar {
-public:
+  public:
     sidecar(config::resolution resolved, config::inputs inputs);
     ~sidecar();
 
     /// Binds, starts the pool and runs until shutdown. Returns the exit code.
     int run();
 
-private:
+  private:
     void on_signal(int sig);
     void begin_drain(const char* why);
     void stop_accepting_and_wait();

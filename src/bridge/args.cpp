@@ -10,7 +10,8 @@ namespace {
 long long read_number(std::string_view frame, std::size_t& pos) {
     const auto end = frame.find('\r', pos);
     long long n = 0;
-    std::from_chars(frame.data() + pos, frame.data() + (end == std::string_view::npos ? frame.size() : end), n);
+    std::from_chars(frame.data() + pos,
+                    frame.data() + (end == std::string_view::npos ? frame.size() : end), n);
     pos = end == std::string_view::npos ? frame.size() : end + 2;
     return n;
 }
@@ -84,11 +85,16 @@ std::vector<std::string> split_inline(std::string_view frame) {
                 if (frame[i] == '\\' && i + 1 < n) {
                     const char e = frame[++i];
                     if (e == 'x' && i + 2 < n && hex(frame[i + 1]) >= 0 && hex(frame[i + 2]) >= 0) {
-                        arg.push_back(static_cast<char>(hex(frame[i + 1]) * 16 + hex(frame[i + 2])));
+                        arg.push_back(
+                            static_cast<char>(hex(frame[i + 1]) * 16 + hex(frame[i + 2])));
                         i += 2;
                     } else {
-                        arg.push_back(e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t'
-                                    : e == 'b' ? '\b' : e == 'a' ? '\a' : e);
+                        arg.push_back(e == 'n'   ? '\n'
+                                      : e == 'r' ? '\r'
+                                      : e == 't' ? '\t'
+                                      : e == 'b' ? '\b'
+                                      : e == 'a' ? '\a'
+                                                 : e);
                     }
                 } else {
                     arg.push_back(frame[i]);
@@ -102,7 +108,8 @@ std::vector<std::string> split_inline(std::string_view frame) {
             }
             ++i;
         } else {
-            while (i < n && !std::isspace(static_cast<unsigned char>(frame[i]))) arg.push_back(frame[i++]);
+            while (i < n && !std::isspace(static_cast<unsigned char>(frame[i])))
+                arg.push_back(frame[i++]);
         }
         args.push_back(std::move(arg));
     }

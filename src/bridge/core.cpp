@@ -33,12 +33,14 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
 
 // Commands after which the connection carries state a next client must not inherit.
 bool changes_connection_state(std::string_view name) {
     static constexpr std::string_view names[] = {
-        "multi", "watch", "select", "client", "hello", "readonly", "readwrite",
+        "multi",     "watch",      "select",     "client",  "hello", "readonly", "readwrite",
         "subscribe", "psubscribe", "ssubscribe", "monitor", "reset", "swapdb"};
     return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
@@ -51,14 +53,13 @@ bool leaves_request_reply(std::string_view name) {
 // Commands that may leave the upstream connection blocked (possibly forever: BLPOP k 0). Redis
 // reads nothing more from a blocked client, RESET included.
 bool may_block(std::string_view name) {
-    static constexpr std::string_view names[] = {
-        "blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
-        "xread", "xreadgroup", "wait", "waitaof"};
+    static constexpr std::string_view names[] = {"blpop",  "brpop",      "brpoplpush", "blmove",
+                                                 "blmpop", "bzpopmin",   "bzpopmax",   "bzmpop",
+                                                 "xread",  "xreadgroup", "wait",       "waitaof"};
     return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
 }  // namespace
-
 
 client_core::client_core(session_context& context)
     : ctx_(context), authenticated_(!context.client_password.has_value()) {}
@@ -252,9 +253,10 @@ void client_core::note_other_user(std::string_view user) {
     ++ctx_.stats->auth_other_user;
     if (ctx_.other_user_logged) return;
     ctx_.other_user_logged = true;
-    log::warn("a client authenticated as another user than the sidecar's; its commands run as the "
-              "sidecar's user (REDIS_SIDECAR_CLIENT_AUTH=passthrough sends its AUTH upstream)",
-              {{"client_user", user}});
+    log::warn(
+        "a client authenticated as another user than the sidecar's; its commands run as the "
+        "sidecar's user (REDIS_SIDECAR_CLIENT_AUTH=passthrough sends its AUTH upstream)",
+        {{"client_user", user}});
 }
 
 // HELLO [protover [AUTH user pass] [SETNAME name]]: in local mode AUTH is checked here and
@@ -476,8 +478,8 @@ client_write client_core::next_write(std::string_view& pending) {
     if (reply_broken_) pending = {};
     if (!bytes.empty()) return {client_write::kind::upstream, {}, bytes, false};
     // Nothing deliverable: a swallowed reply was all there was, or more bytes are needed.
-    if (reply_broken_ || (!slots_.empty() && slots_.front().what == slot::kind::local &&
-                          at_reply_boundary_)) {
+    if (reply_broken_ ||
+        (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_)) {
         return next_write(pending);
     }
     return {};
@@ -491,9 +493,8 @@ void client_core::upstream_unavailable(std::string error) {
     // replies owed before it are still delivered.
     input_done_ = true;
     out_.clear();
-    const auto first_waiting = std::find_if(slots_.begin(), slots_.end(), [](const slot& s) {
-        return s.what != slot::kind::local;
-    });
+    const auto first_waiting = std::find_if(
+        slots_.begin(), slots_.end(), [](const slot& s) { return s.what != slot::kind::local; });
     local_slots_ -= static_cast<std::size_t>(std::count_if(
         first_waiting, slots_.end(), [](const slot& s) { return s.what == slot::kind::local; }));
     slots_.erase(first_waiting, slots_.end());

@@ -61,7 +61,8 @@ void listener::listen_unix(const std::string& path) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            throw std::runtime_error("REDIS_SIDECAR_SOCKET: " + path + " exists and is not a socket");
+            throw std::runtime_error("REDIS_SIDECAR_SOCKET: " + path +
+                                     " exists and is not a socket");
         }
         // A live socket answers a connect; a stale one (a crashed predecessor's) refuses it.
         asio::local::stream_protocol::socket probe(ex_);
@@ -150,20 +151,20 @@ void listener::schedule_sweep() {
     sweeping_ = true;
     const auto period = std::max(ctx_->write_timeout / 4, std::chrono::milliseconds(50));
     sweep_timer_.expires_after(period);
-    sweep_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](
-                                const boost::system::error_code& ec) {
-        if (ec || alive.expired()) return;  // the listener is going away
-        sweeping_ = false;
-        const auto now = std::chrono::steady_clock::now();
-        std::vector<std::shared_ptr<session>> live;
-        live.reserve(sessions_.size());
-        for (auto& [ptr, weak] : sessions_) {
-            if (auto s = weak.lock()) live.push_back(std::move(s));
-        }
-        // enforce_write_deadline may end a session, which erases it from sessions_.
-        for (auto& s : live) s->enforce_write_deadline(now, ctx_->write_timeout);
-        schedule_sweep();
-    });
+    sweep_timer_.async_wait(
+        [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+            if (ec || alive.expired()) return;  // the listener is going away
+            sweeping_ = false;
+            const auto now = std::chrono::steady_clock::now();
+            std::vector<std::shared_ptr<session>> live;
+            live.reserve(sessions_.size());
+            for (auto& [ptr, weak] : sessions_) {
+                if (auto s = weak.lock()) live.push_back(std::move(s));
+            }
+            // enforce_write_deadline may end a session, which erases it from sessions_.
+            for (auto& s : live) s->enforce_write_deadline(now, ctx_->write_timeout);
+            schedule_sweep();
+        });
 }
 
 void listener::stop_accepting() {

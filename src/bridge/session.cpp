@@ -23,7 +23,9 @@ void session::start() {
     do_read_client();
 }
 
-void session::close() { finish(); }
+void session::close() {
+    finish();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Client → upstream
@@ -82,18 +84,18 @@ void session::flush_to_upstream() {
     upstream_write_started_ = std::chrono::steady_clock::now();
     out_writing_.swap(out);
     out.clear();
-    up_->async_write(asio::buffer(out_writing_), [self = shared_from_this()](
-                                                     const boost::system::error_code& ec, std::size_t) {
-        self->upstream_writing_ = false;
-        if (ec) {
-            self->core_.upstream_failed();
-            self->finish();
-            return;
-        }
-        self->out_writing_.clear();
-        self->flush_to_upstream();
-        self->maybe_read_client();
-    });
+    up_->async_write(asio::buffer(out_writing_),
+                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                         self->upstream_writing_ = false;
+                         if (ec) {
+                             self->core_.upstream_failed();
+                             self->finish();
+                             return;
+                         }
+                         self->out_writing_.clear();
+                         self->flush_to_upstream();
+                         self->maybe_read_client();
+                     });
 }
 
 void session::acquire_upstream() {
@@ -200,8 +202,8 @@ bool session::enforce_write_deadline(std::chrono::steady_clock::time_point now,
     if (!client_stuck && !upstream_stuck) return false;
     const char* peer = client_stuck ? "client" : "upstream";
     ++(client_stuck ? ctx_->stats->client_write_timeouts : ctx_->stats->upstream_write_timeouts);
-    log::warn("write timed out; closing the client", {{"peer", peer},
-                                                       {"timeout", std::to_string(timeout.count()) + "ms"}});
+    log::warn("write timed out; closing the client",
+              {{"peer", peer}, {"timeout", std::to_string(timeout.count()) + "ms"}});
     // Half-written: neither side's stream can be trusted. upstream_failed() makes the core
     // discard the connection; a stuck client write leaves replies owed, which does too.
     core_.upstream_failed();

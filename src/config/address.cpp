@@ -116,8 +116,8 @@ void parse_url(std::string_view scheme, std::string_view rest, parsed_address& o
     // authority ends at the first '/', '?' or '#'; user info ends at the last '@' before that.
     const auto authority_end = rest.find_first_of("/?#");
     auto authority = rest.substr(0, authority_end);
-    auto tail = authority_end == std::string_view::npos ? std::string_view{}
-                                                        : rest.substr(authority_end);
+    auto tail =
+        authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
     if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
         const auto userinfo = authority.substr(0, at);
         authority = authority.substr(at + 1);

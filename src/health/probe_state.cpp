@@ -62,7 +62,9 @@ readiness_policy parse_readiness_policy(std::string_view text) {
 probe_state::probe_state(options opts, clock::time_point now)
     : options_(opts), last_heartbeat_(now) {}
 
-void probe_state::on_change(observer f) { observer_ = std::move(f); }
+void probe_state::on_change(observer f) {
+    observer_ = std::move(f);
+}
 
 template <class F>
 bool probe_state::update(F mutate) {
@@ -103,7 +105,9 @@ void probe_state::heartbeat(clock::time_point now) {
     last_heartbeat_ = std::max(last_heartbeat_, now);  // monotonic, whatever the caller passes
 }
 
-state probe_state::current() const { return state_; }
+state probe_state::current() const {
+    return state_;
+}
 
 std::string_view probe_state::state_name() const {
     return name(current());

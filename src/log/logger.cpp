@@ -16,10 +16,14 @@ std::atomic<format> line_format{format::json};
 
 const char* name(level l) {
     switch (l) {
-        case level::debug: return "debug";
-        case level::info: return "info";
-        case level::warn: return "warn";
-        case level::error: return "error";
+        case level::debug:
+            return "debug";
+        case level::info:
+            return "info";
+        case level::warn:
+            return "warn";
+        case level::error:
+            return "error";
     }
     return "info";
 }
@@ -28,11 +32,21 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     for (const char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     char buf[8];
@@ -49,7 +63,8 @@ void append_json_string(std::string& out, std::string_view s) {
 std::string timestamp() {
     const auto now = std::chrono::system_clock::now();
     const auto t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[40];
@@ -68,7 +83,9 @@ void configure(std::string_view level_name, std::string_view fmt) {
     if (fmt == "text") line_format = format::text;
 }
 
-bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+bool enabled(level l) {
+    return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed);
+}
 
 std::string format_line(level l, std::string_view msg, std::initializer_list<field> fields,
                         format fmt) {

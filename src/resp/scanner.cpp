@@ -119,8 +119,9 @@ scan_result scanner::scan(std::string_view bytes) {
         switch (state_) {
             case state::frame_start: {
                 std::size_t n = 0;
-                if (dir_ == direction::command ? data[i] == '*' && fast_command(data + i, size - i, n)
-                                               : fast_reply(data + i, size - i, n)) {
+                if (dir_ == direction::command
+                        ? data[i] == '*' && fast_command(data + i, size - i, n)
+                        : fast_reply(data + i, size - i, n)) {
                     i += n;
                     done = true;
                     break;
@@ -338,7 +339,8 @@ const char* scanner::fast_value(const char* p, const char* end, std::string_view
     switch (type) {
         case '+':
         case '-': {
-            const auto* cr = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+            const auto* cr =
+                static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
             if (cr == nullptr || end - cr < 2 || cr[1] != '\n') return nullptr;
             const auto length = static_cast<std::size_t>(cr - p);
             if (length > options_.max_line_length || std::memchr(p, '\n', length) != nullptr) {

@@ -1,15 +1,15 @@
 #include "redis_sidecar/upstream/connection.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/write.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
 
 #include <cerrno>
 #include <stdexcept>
@@ -64,8 +64,8 @@ int bio_write(BIO* b, const char* data, int size) {
     auto* st = static_cast<bio_state*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
     // MSG_NOSIGNAL: a peer that went away is an EPIPE error, not a SIGPIPE.
-    const ssize_t n = ::send(st->socket->native_handle(), data, static_cast<std::size_t>(size),
-                             MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(st->socket->native_handle(), data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
     if (n >= 0) return static_cast<int>(n);
     st->last_errno = errno;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
@@ -110,7 +110,8 @@ int bio_create(BIO* b) {
 
 BIO_METHOD* socket_bio_method() {
     static BIO_METHOD* method = [] {
-        BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "redis-sidecar socket");
+        BIO_METHOD* m =
+            BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "redis-sidecar socket");
         BIO_meth_set_write(m, bio_write);
         BIO_meth_set_read(m, bio_read);
         BIO_meth_set_ctrl(m, bio_ctrl);
@@ -119,7 +120,6 @@ BIO_METHOD* socket_bio_method() {
     }();
     return method;
 }
-
 
 /// Most plaintext handed to one SSL_write (a whole-or-nothing call: 64 records).
 constexpr std::size_t max_tls_write = 1024 * 1024;
@@ -174,9 +174,11 @@ void connection::register_for_reading() {
 void connection::do_read() {
     reading_ = true;
     if (ssl_ == nullptr) {
-        socket_.async_read_some(asio::buffer(read_buffer(), read_buffer_size),
-                                [self = shared_from_this()](const boost::system::error_code& ec,
-                                                            std::size_t n) { self->on_read(ec, n); });
+        socket_.async_read_some(
+            asio::buffer(read_buffer(), read_buffer_size),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                self->on_read(ec, n);
+            });
         return;
     }
     // Bytes OpenSSL holds, or a socket not known to be drained: read (from the loop, never
@@ -279,15 +281,15 @@ void connection::tls_write() {
         }
         const int e = SSL_get_error(ssl_, n);
         if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-            socket_.async_wait(e == SSL_ERROR_WANT_WRITE ? tcp::socket::wait_write
-                                                         : tcp::socket::wait_read,
-                               [self = shared_from_this()](const boost::system::error_code& ec) {
-                                   if (ec) {
-                                       self->finish_write(ec);
-                                   } else {
-                                       self->tls_write();
-                                   }
-                               });
+            socket_.async_wait(
+                e == SSL_ERROR_WANT_WRITE ? tcp::socket::wait_write : tcp::socket::wait_read,
+                [self = shared_from_this()](const boost::system::error_code& ec) {
+                    if (ec) {
+                        self->finish_write(ec);
+                    } else {
+                        self->tls_write();
+                    }
+                });
             return;
         }
         finish_write(tls_error(e));
@@ -300,8 +302,7 @@ void connection::finish_write(const boost::system::error_code& ec) {
     auto handler = std::move(write_handler_);
     write_handler_ = nullptr;
     const std::size_t written = write_total_ - write_left_;
-    asio::post(socket_.get_executor(),
-               [h = std::move(handler), ec, written] { h(ec, written); });
+    asio::post(socket_.get_executor(), [h = std::move(handler), ec, written] { h(ec, written); });
 }
 
 void connection::async_handshake(std::function<void(const boost::system::error_code&)> handler) {
@@ -373,7 +374,9 @@ void connection::fail(std::error_code ec) {
     if (reader_ != nullptr) reader_->on_upstream_error(*this, ec);
 }
 
-void connection::close() { fail(make_error_code(error::shutting_down)); }
+void connection::close() {
+    fail(make_error_code(error::shutting_down));
+}
 
 void connection::close_on_timeout() {
     timed_out_ = true;
@@ -385,8 +388,9 @@ void connection::close_on_timeout() {
 
 namespace {
 
-class command_exchange final : public reader, public std::enable_shared_from_this<command_exchange> {
-public:
+class command_exchange final : public reader,
+                               public std::enable_shared_from_this<command_exchange> {
+  public:
     command_exchange(std::shared_ptr<connection> c, std::string formatted, std::size_t replies,
                      std::function<void(command_result)> handler)
         : conn_(std::move(c)),
@@ -402,11 +406,11 @@ public:
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             if (!ec && !self->done_) self->conn_->close_on_timeout();
         });
-        conn_->async_write(asio::buffer(formatted_),
-                           [self = shared_from_this()](const boost::system::error_code& ec,
-                                                       std::size_t) {
-                               if (ec) self->finish(make_error_code(error::io_error));
-                           });
+        conn_->async_write(
+            asio::buffer(formatted_),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                if (ec) self->finish(make_error_code(error::io_error));
+            });
         conn_->start_reading();
     }
 
@@ -431,7 +435,7 @@ public:
 
     void on_upstream_error(connection&, std::error_code ec) override { finish(ec); }
 
-private:
+  private:
     void finish(std::error_code ec) {
         if (done_) return;
         done_ = true;
@@ -474,7 +478,7 @@ void async_command(const std::shared_ptr<connection>& c, std::string formatted, 
 namespace {
 
 class opener final : public std::enable_shared_from_this<opener> {
-public:
+  public:
     opener(asio::any_io_executor ex, tls_client* tls, std::uint64_t id,
            std::vector<tcp::endpoint> endpoints, open_options options, open_handler handler)
         : conn_(std::make_shared<connection>(ex, tls, id)),
@@ -492,16 +496,15 @@ public:
             self->conn_->close_on_timeout();
         });
         step_start_ = clock::now();
-        asio::async_connect(conn_->socket(), endpoints_,
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        const tcp::endpoint& ep) {
-                                self->on_connect(ec, ep);
-                            });
+        asio::async_connect(
+            conn_->socket(), endpoints_,
+            [self = shared_from_this()](const boost::system::error_code& ec,
+                                        const tcp::endpoint& ep) { self->on_connect(ec, ep); });
     }
 
     const std::shared_ptr<connection>& connection_being_opened() const { return conn_; }
 
-private:
+  private:
     void trace(std::string name, bool ok, std::string detail) {
         if (options_.trace != nullptr) {
             options_.trace->push_back({std::move(name), ok, since(step_start_), std::move(detail)});
@@ -525,7 +528,8 @@ private:
         conn_->set_peer(ep);
         set_socket_options(conn_->socket(), options_.keepalive);
         conn_->register_for_reading();
-        trace("tcp", true, "connected to " + config::join_host_port(ep.address().to_string(), ep.port()));
+        trace("tcp", true,
+              "connected to " + config::join_host_port(ep.address().to_string(), ep.port()));
         if (!conn_->tls()) {
             send_hello();
             return;
@@ -579,8 +583,9 @@ private:
     }
     void send_handshake(handshake_options how) {
         handshake_ = make_handshake(*options_.upstream, options_.client_name, how);
-        async_command(conn_, std::move(handshake_.commands), handshake_.steps.size(), remaining(),
-                      [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
+        async_command(
+            conn_, std::move(handshake_.commands), handshake_.steps.size(), remaining(),
+            [self = shared_from_this()](command_result r) { self->on_hello(std::move(r)); });
     }
 
     std::chrono::milliseconds remaining() const {

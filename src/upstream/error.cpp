@@ -1,9 +1,9 @@
 #include "redis_sidecar/upstream/error.hpp"
 
-#include <boost/asio/error.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
 
 #include <string>
 
@@ -12,25 +12,40 @@ namespace redis_sidecar::upstream {
 namespace {
 
 class category_impl final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "redis_sidecar.upstream"; }
     std::string message(int v) const override {
         switch (static_cast<error>(v)) {
-            case error::dns_failure: return "DNS lookup failed";
-            case error::connection_refused: return "connection refused";
-            case error::timeout: return "timed out";
-            case error::tls_certificate_verify_failed: return "TLS certificate verification failed";
-            case error::tls_handshake_failed: return "TLS handshake failed";
-            case error::wrongpass: return "authentication failed (WRONGPASS)";
-            case error::noauth: return "authentication required (NOAUTH)";
-            case error::noperm: return "permission denied (NOPERM)";
-            case error::loading: return "server is loading its dataset (LOADING)";
-            case error::readonly: return "server is a read-only replica (READONLY)";
-            case error::protocol_error: return "protocol error";
-            case error::io_error: return "connection broken";
-            case error::pool_timeout: return "no upstream connection available in time";
-            case error::shutting_down: return "shutting down";
-            case error::server_error: return "server error";
+            case error::dns_failure:
+                return "DNS lookup failed";
+            case error::connection_refused:
+                return "connection refused";
+            case error::timeout:
+                return "timed out";
+            case error::tls_certificate_verify_failed:
+                return "TLS certificate verification failed";
+            case error::tls_handshake_failed:
+                return "TLS handshake failed";
+            case error::wrongpass:
+                return "authentication failed (WRONGPASS)";
+            case error::noauth:
+                return "authentication required (NOAUTH)";
+            case error::noperm:
+                return "permission denied (NOPERM)";
+            case error::loading:
+                return "server is loading its dataset (LOADING)";
+            case error::readonly:
+                return "server is a read-only replica (READONLY)";
+            case error::protocol_error:
+                return "protocol error";
+            case error::io_error:
+                return "connection broken";
+            case error::pool_timeout:
+                return "no upstream connection available in time";
+            case error::shutting_down:
+                return "shutting down";
+            case error::server_error:
+                return "server error";
         }
         return "unknown upstream error";
     }
@@ -49,21 +64,36 @@ const std::error_category& category() {
 
 std::string_view label(error e) {
     switch (e) {
-        case error::dns_failure: return "dns_failure";
-        case error::connection_refused: return "connection_refused";
-        case error::timeout: return "timeout";
-        case error::tls_certificate_verify_failed: return "tls_certificate_verify_failed";
-        case error::tls_handshake_failed: return "tls_handshake_failed";
-        case error::wrongpass: return "wrongpass";
-        case error::noauth: return "noauth";
-        case error::noperm: return "noperm";
-        case error::loading: return "loading";
-        case error::readonly: return "readonly";
-        case error::protocol_error: return "protocol_error";
-        case error::io_error: return "io_error";
-        case error::pool_timeout: return "pool_timeout";
-        case error::shutting_down: return "shutting_down";
-        case error::server_error: return "server_error";
+        case error::dns_failure:
+            return "dns_failure";
+        case error::connection_refused:
+            return "connection_refused";
+        case error::timeout:
+            return "timeout";
+        case error::tls_certificate_verify_failed:
+            return "tls_certificate_verify_failed";
+        case error::tls_handshake_failed:
+            return "tls_handshake_failed";
+        case error::wrongpass:
+            return "wrongpass";
+        case error::noauth:
+            return "noauth";
+        case error::noperm:
+            return "noperm";
+        case error::loading:
+            return "loading";
+        case error::readonly:
+            return "readonly";
+        case error::protocol_error:
+            return "protocol_error";
+        case error::io_error:
+            return "io_error";
+        case error::pool_timeout:
+            return "pool_timeout";
+        case error::shutting_down:
+            return "shutting_down";
+        case error::server_error:
+            return "server_error";
     }
     return "unknown";
 }

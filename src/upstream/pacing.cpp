@@ -14,16 +14,14 @@ constexpr double min_rate = 0.001;
 }  // namespace
 
 connect_pacer::connect_pacer(options o, clock::time_point now, std::uint32_t seed)
-    : options_(o),
-      tokens_(std::max(1.0, o.max_per_second)),
-      tokens_at_(now),
-      rng_(seed) {}
+    : options_(o), tokens_(std::max(1.0, o.max_per_second)), tokens_at_(now), rng_(seed) {}
 
 bool connect_pacer::take_token(clock::time_point now) {
     const double rate = std::max(min_rate, options_.max_per_second);
     if (now > tokens_at_) {
-        tokens_ = std::min(std::max(1.0, rate),
-                           tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * rate);
+        tokens_ =
+            std::min(std::max(1.0, rate),
+                     tokens_ + std::chrono::duration<double>(now - tokens_at_).count() * rate);
         tokens_at_ = now;
     }
     if (tokens_ < 1.0) return false;
@@ -53,7 +51,8 @@ std::chrono::milliseconds connect_pacer::backoff_ceiling() const {
 
 void connect_pacer::failed(clock::time_point now) {
     ++failures_;
-    std::uniform_int_distribution<long long> jitter(0, std::max<long long>(0, backoff_ceiling().count()));
+    std::uniform_int_distribution<long long> jitter(
+        0, std::max<long long>(0, backoff_ceiling().count()));
     next_allowed_ = std::max(next_allowed_, now + std::chrono::milliseconds(jitter(rng_)));
 }
 

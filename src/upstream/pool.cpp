@@ -67,7 +67,8 @@ void pool::stop() {
     waiters_.clear();
     for (auto& w : waiters) {
         w.timer->cancel();
-        asio::post(ex_, [h = std::move(w.handler)] { h(make_error_code(error::shutting_down), nullptr); });
+        asio::post(
+            ex_, [h = std::move(w.handler)] { h(make_error_code(error::shutting_down), nullptr); });
     }
     auto idle = std::move(idle_);
     idle_.clear();
@@ -85,7 +86,8 @@ void pool::stop() {
 
 void pool::async_acquire(acquire_handler handler) {
     if (!running_) {
-        asio::post(ex_, [h = std::move(handler)] { h(make_error_code(error::shutting_down), nullptr); });
+        asio::post(ex_,
+                   [h = std::move(handler)] { h(make_error_code(error::shutting_down), nullptr); });
         return;
     }
     while (!idle_.empty()) {
@@ -108,7 +110,8 @@ void pool::async_acquire(acquire_handler handler) {
     }
     if (waiters_.size() >= options_.max_waiters) {
         ++stats_.acquire_timeouts;
-        asio::post(ex_, [h = std::move(handler)] { h(make_error_code(error::pool_timeout), nullptr); });
+        asio::post(ex_,
+                   [h = std::move(handler)] { h(make_error_code(error::pool_timeout), nullptr); });
         return;
     }
     const auto id = next_waiter_id_++;
@@ -145,23 +148,23 @@ void pool::release(std::shared_ptr<connection> c, bool reusable) {
 
 void pool::release_with_reset(std::shared_ptr<connection> c, const resp::scanner& replies,
                               std::string leftover, std::optional<std::uint64_t> owed) {
-    reset_connection(std::move(c), replies, std::move(leftover), owed, reauth(),
-                     options_.command_timeout,
-                     [weak = weak_from_this()](std::shared_ptr<connection> c, bool ok, const char* why) {
-                         auto self = weak.lock();
-                         if (!self) {
-                             c->close();
-                             return;
-                         }
-                         if (ok) {
-                             ++self->stats_.resets;
-                         } else {
-                             ++self->stats_.reset_failures;
-                             log::debug("closing an upstream connection instead of reusing it",
-                                        {{"reason", why}});
-                         }
-                         self->release(std::move(c), ok);
-                     });
+    reset_connection(
+        std::move(c), replies, std::move(leftover), owed, reauth(), options_.command_timeout,
+        [weak = weak_from_this()](std::shared_ptr<connection> c, bool ok, const char* why) {
+            auto self = weak.lock();
+            if (!self) {
+                c->close();
+                return;
+            }
+            if (ok) {
+                ++self->stats_.resets;
+            } else {
+                ++self->stats_.reset_failures;
+                log::debug("closing an upstream connection instead of reusing it",
+                           {{"reason", why}});
+            }
+            self->release(std::move(c), ok);
+        });
 }
 
 handshake pool::reauth() const {
@@ -202,7 +205,8 @@ void pool::discard(const std::shared_ptr<connection>& c) {
 }
 
 void pool::remove_idle(connection& c) {
-    auto it = std::find_if(idle_.begin(), idle_.end(), [&c](const auto& p) { return p.get() == &c; });
+    auto it =
+        std::find_if(idle_.begin(), idle_.end(), [&c](const auto& p) { return p.get() == &c; });
     if (it != idle_.end()) idle_.erase(it);
 }
 
@@ -219,8 +223,8 @@ bool pool::on_upstream_data(connection& c, std::string_view) {
 }
 
 void pool::on_upstream_error(connection& c, std::error_code ec) {
-    log::debug("idle upstream connection closed", {{"connection", std::to_string(c.id())},
-                                                   {"reason", ec.message()}});
+    log::debug("idle upstream connection closed",
+               {{"connection", std::to_string(c.id())}, {"reason", ec.message()}});
     auto keep = c.shared_from_this();
     remove_idle(c);
     ++stats_.discards;
@@ -237,8 +241,8 @@ void pool::maintain() {
     if (available >= demand) return;
     const std::size_t total = idle_.size() + leased_ + checking_ + opening_;
     if (total >= options_.max_connections) return;
-    const auto g =
-        pacer_.request(std::min(demand - available, options_.max_connections - total), clock::now());
+    const auto g = pacer_.request(std::min(demand - available, options_.max_connections - total),
+                                  clock::now());
     if (g.again) schedule_maintain(*g.again);
     if (g.count > 0) open_batch(g.count);
 }
@@ -295,33 +299,34 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
     o.client_name = options_.client_name;
     const auto generation = with_previous ? auth_generation_ - 1 : auth_generation_;
     std::erase_if(in_flight_, [](const std::weak_ptr<connection>& w) { return w.expired(); });
-    in_flight_.push_back(async_open(ex_, tls_, next_connection_id_++, endpoints, o,
-               [weak = weak_from_this(), endpoints, with_previous, generation, started,
-                epoch = epoch_](std::error_code e, std::shared_ptr<connection> c,
-                                const std::string& detail) {
-                   auto self = weak.lock();
-                   if (!self) return;
-                   std::erase_if(self->in_flight_, [&c](const std::weak_ptr<connection>& w) {
-                       const auto p = w.lock();
-                       return !p || p == c;
-                   });
-                   // A Secret updated before the cache: the previous password still works.
-                   if (e == make_error_code(error::wrongpass) && !with_previous &&
-                       self->previous_ && self->running_) {
-                       self->open_one(endpoints, true, started);
-                       return;
-                   }
-                   if (!e) {
-                       c->set_auth_generation(generation);
-                       c->set_epoch(epoch);
-                       if (with_previous) {
-                           ++self->stats_.auth_fallbacks;
-                           log::warn("the new password was refused and the previous one worked; "
-                                     "the cache has not been rotated yet");
-                       }
-                   }
-                   self->on_opened(e, std::move(c), started, detail);
-               }));
+    in_flight_.push_back(async_open(
+        ex_, tls_, next_connection_id_++, endpoints, o,
+        [weak = weak_from_this(), endpoints, with_previous, generation, started, epoch = epoch_](
+            std::error_code e, std::shared_ptr<connection> c, const std::string& detail) {
+            auto self = weak.lock();
+            if (!self) return;
+            std::erase_if(self->in_flight_, [&c](const std::weak_ptr<connection>& w) {
+                const auto p = w.lock();
+                return !p || p == c;
+            });
+            // A Secret updated before the cache: the previous password still works.
+            if (e == make_error_code(error::wrongpass) && !with_previous && self->previous_ &&
+                self->running_) {
+                self->open_one(endpoints, true, started);
+                return;
+            }
+            if (!e) {
+                c->set_auth_generation(generation);
+                c->set_epoch(epoch);
+                if (with_previous) {
+                    ++self->stats_.auth_fallbacks;
+                    log::warn(
+                        "the new password was refused and the previous one worked; "
+                        "the cache has not been rotated yet");
+                }
+            }
+            self->on_opened(e, std::move(c), started, detail);
+        }));
 }
 
 void pool::update_credentials(std::optional<std::string> username,
@@ -335,13 +340,15 @@ void pool::update_credentials(std::optional<std::string> username,
     log::info("upstream credentials changed; new connections use them, idle ones re-authenticate");
 }
 
-void pool::note_readonly() { drop_idle("a client got READONLY: the upstream was demoted"); }
+void pool::note_readonly() {
+    drop_idle("a client got READONLY: the upstream was demoted");
+}
 
 void pool::drop_idle(const char* why) {
     ++epoch_;
     if (idle_.empty()) return;
-    log::warn("dropping idle upstream connections", {{"reason", why},
-                                                     {"count", std::to_string(idle_.size())}});
+    log::warn("dropping idle upstream connections",
+              {{"reason", why}, {"count", std::to_string(idle_.size())}});
     auto idle = std::move(idle_);
     idle_.clear();
     for (auto& c : idle) {
@@ -402,9 +409,9 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     ++stats_.connects;
     stats_.handshake_latency.observe(clock::now() - started);
     if (pacer_.consecutive_failures() > 0 || !stats_.ever_connected) {
-        log::info("upstream connected", {{"host", upstream_.host},
-                                         {"version", c->info().version},
-                                         {"role", c->info().role}});
+        log::info(
+            "upstream connected",
+            {{"host", upstream_.host}, {"version", c->info().version}, {"role", c->info().role}});
     }
     pacer_.succeeded(clock::now());
     stats_.ever_connected = true;

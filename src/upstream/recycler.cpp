@@ -9,7 +9,7 @@ namespace redis_sidecar::upstream {
 namespace {
 
 class recycler final : public reader, public std::enable_shared_from_this<recycler> {
-public:
+  public:
     recycler(std::shared_ptr<connection> c, const resp::scanner& scanner,
              std::optional<std::uint64_t> owed, handshake reauth, reset_handler done)
         : conn_(std::move(c)),
@@ -27,10 +27,11 @@ public:
         });
         conn_->set_reader(this);
         if (!leftover.empty() && !consume(leftover)) return;
-        conn_->async_write(asio::buffer(commands_),
-                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                               if (ec) self->finish(false, "write failed");
-                           });
+        conn_->async_write(
+            asio::buffer(commands_),
+            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                if (ec) self->finish(false, "write failed");
+            });
         conn_->resume_reading();
     }
 
@@ -44,7 +45,7 @@ public:
         finish(false, "connection lost");
     }
 
-private:
+  private:
     // The replies the old client was owed come first (counted, or up to the first "+RESET" when
     // it left request/reply), then RESET's, then the re-authentication's.
     bool consume(std::string_view bytes) {
@@ -62,7 +63,8 @@ private:
                 const bool is_reset = info.type == '+' && info.head() == "RESET";
                 if (is_reset) {
                     seen_reset_ = true;
-                    if (after_reset_ == 0) return finish(bytes.empty(), "unexpected bytes after RESET");
+                    if (after_reset_ == 0)
+                        return finish(bytes.empty(), "unexpected bytes after RESET");
                 } else if (info.type == '-' && info.head().substr(0, 11) == "ERR unknown") {
                     return finish(false, "server has no RESET (Redis < 6.2)");
                 } else if (owed_ && !info.is_push) {

@@ -38,7 +38,8 @@ resolver_fn system_resolver(asio::any_io_executor ex) {
                     handler(make_error_code(error::dns_failure), {});
                     return;
                 }
-                handler(ec ? make_error_code(classify(ec)) : std::error_code{}, std::move(endpoints));
+                handler(ec ? make_error_code(classify(ec)) : std::error_code{},
+                        std::move(endpoints));
             });
     };
 }

@@ -34,8 +34,8 @@ tls_client::tls_client(const config::tls_settings& settings)
         }
         context_.use_private_key_file(settings.key_file, ssl::context::pem, ec);
         if (ec) {
-            throw std::runtime_error("REDIS_TLS_KEY_FILE: cannot load " + settings.key_file +
-                                     ": " + ec.message());
+            throw std::runtime_error("REDIS_TLS_KEY_FILE: cannot load " + settings.key_file + ": " +
+                                     ec.message());
         }
     }
     context_.set_verify_mode(settings.verify ? ssl::verify_peer : ssl::verify_none);

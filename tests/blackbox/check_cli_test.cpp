@@ -43,15 +43,14 @@ TEST(check_cli, all_steps_pass_against_tls_with_auth) {
 TEST(check_cli, json_output) {
     redis_server server;
     server.start();
-    const auto r = run_sidecar({"check", "--output", "json"},
-                               {{"REDIS_ADDR", server.address()}});
+    const auto r = run_sidecar({"check", "--output", "json"}, {{"REDIS_ADDR", server.address()}});
     ASSERT_EQ(r.exit_code, 0) << r;
     const auto j = json::parse(r.out);
     EXPECT_EQ(j["ok"], true);
     std::vector<std::string> names;
     for (const auto& s : j["steps"]) names.push_back(s["name"]);
-    EXPECT_EQ(names, (std::vector<std::string>{"config", "dns", "tcp", "auth", "ping", "rtt", "role",
-                                               "version"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"config", "dns", "tcp", "auth", "ping", "rtt",
+                                               "role", "version"}));
 }
 
 struct failure_case {
@@ -60,7 +59,9 @@ struct failure_case {
     const char* hint;
 };
 
-void PrintTo(const failure_case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const failure_case& c, std::ostream* os) {
+    *os << c.name;
+}
 
 class check_cli_failure : public ::testing::TestWithParam<failure_case> {};
 
@@ -103,14 +104,13 @@ TEST_P(check_cli_failure, names_the_step_and_the_likely_cause) {
 
 INSTANTIATE_TEST_SUITE_P(
     cases, check_cli_failure,
-    ::testing::Values(
-        failure_case{"wrong_password", "auth", "password or user name is wrong"},
-        failure_case{"no_password", "auth", "requires a password and none is set"},
-        failure_case{"plain_against_tls", "auth", "set REDIS_TLS_ENABLED=true"},
-        failure_case{"tls_against_plain", "tls", "check that this port speaks TLS"},
-        failure_case{"wrong_certificate_name", "tls", "certificate names localhost"},
-        failure_case{"closed_port", "tcp", "nothing listens on port"},
-        failure_case{"silent_port", "auth", "set REDIS_TLS_ENABLED=true"}));
+    ::testing::Values(failure_case{"wrong_password", "auth", "password or user name is wrong"},
+                      failure_case{"no_password", "auth", "requires a password and none is set"},
+                      failure_case{"plain_against_tls", "auth", "set REDIS_TLS_ENABLED=true"},
+                      failure_case{"tls_against_plain", "tls", "check that this port speaks TLS"},
+                      failure_case{"wrong_certificate_name", "tls", "certificate names localhost"},
+                      failure_case{"closed_port", "tcp", "nothing listens on port"},
+                      failure_case{"silent_port", "auth", "set REDIS_TLS_ENABLED=true"}));
 
 }  // namespace
 }  // namespace redis_sidecar::testing

@@ -39,7 +39,9 @@ struct error_case {
     const char* message;
 };
 
-void PrintTo(const error_case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const error_case& c, std::ostream* os) {
+    *os << c.name;
+}
 
 class config_cli_errors : public ::testing::TestWithParam<error_case> {};
 
@@ -61,12 +63,18 @@ INSTANTIATE_TEST_SUITE_P(
         error_case{"no_address", {}, {}, "no upstream address"},
         error_case{"bad_port", {{"REDIS_ADDR", "cache:99999"}}, {}, "REDIS_ADDR"},
         error_case{"url_with_secret_and_bad_port",
-                   {{"REDIS_URL", "rediss://u:hunter2-password@cache:0"}}, {}, "REDIS_URL: port"},
-        error_case{"contradiction",
-                   {{"REDIS_URL", "rediss://:hunter2-password@cache"}, {"REDIS_TLS_ENABLED", "off"}},
-                   {}, "turns TLS off"},
+                   {{"REDIS_URL", "rediss://u:hunter2-password@cache:0"}},
+                   {},
+                   "REDIS_URL: port"},
+        error_case{
+            "contradiction",
+            {{"REDIS_URL", "rediss://:hunter2-password@cache"}, {"REDIS_TLS_ENABLED", "off"}},
+            {},
+            "turns TLS off"},
         error_case{"unknown_flag", {{"REDIS_ADDR", "cache"}}, {"--bogus"}, "unknown flag --bogus"},
-        error_case{"bad_bool", {{"REDIS_ADDR", "cache"}, {"REDIS_TLS_SKIP_VERIFY", "sure"}}, {},
+        error_case{"bad_bool",
+                   {{"REDIS_ADDR", "cache"}, {"REDIS_TLS_SKIP_VERIFY", "sure"}},
+                   {},
                    "REDIS_TLS_SKIP_VERIFY: 'sure' is not a boolean"}));
 
 TEST(config_cli, version_and_help) {

@@ -9,8 +9,9 @@
 
 namespace redis_sidecar::testing {
 
-inline testing::process_result run_sidecar(const std::vector<std::string>& args, env_map env,
-                                           std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+inline testing::process_result run_sidecar(
+    const std::vector<std::string>& args, env_map env,
+    std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
     std::vector<std::string> argv{REDIS_SIDECAR_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
     auto full = base_env();

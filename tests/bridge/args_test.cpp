@@ -12,7 +12,9 @@ using args = std::vector<std::string>;
 struct inline_case {
     std::string line;
     args expected;
-    friend void PrintTo(const inline_case& c, std::ostream* os) { *os << ::testing::PrintToString(c.line); }
+    friend void PrintTo(const inline_case& c, std::ostream* os) {
+        *os << ::testing::PrintToString(c.line);
+    }
 };
 
 class split_inline_test : public ::testing::TestWithParam<inline_case> {};

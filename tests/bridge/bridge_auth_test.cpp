@@ -59,7 +59,8 @@ TEST_F(bridge_auth, with_a_client_password_commands_need_auth) {
     EXPECT_EQ(d.call({"EXISTS", "big"}).text(), "0");
 
     // redis-cli: right and wrong passwords.
-    EXPECT_EQ(trim(cli({"--no-auth-warning", "-a", std::string(client_password), "GET", "k"}).out), "v");
+    EXPECT_EQ(trim(cli({"--no-auth-warning", "-a", std::string(client_password), "GET", "k"}).out),
+              "v");
     const auto wrong = cli({"--no-auth-warning", "-a", "nope", "GET", "k"});
     EXPECT_NE(wrong.output().find("WRONGPASS"), std::string::npos) << wrong;
     EXPECT_NE(wrong.output().find("NOAUTH"), std::string::npos) << wrong;
@@ -118,16 +119,15 @@ TEST_F(bridge_auth, upstream_credentials_never_reach_a_client) {
     auto c = client();
     EXPECT_EQ(c.call({"AUTH", std::string(client_password)}).text(), "OK");
     std::string seen;
-    for (const auto& args : std::vector<std::vector<std::string>>{
-             {"HELLO", "2"},
-             {"CLIENT", "INFO"},
-             {"CLIENT", "LIST"},
-             {"ACL", "LIST"},
-             {"ACL", "GETUSER", "app"},
-             {"ACL", "LOG"},
-             {"CONFIG", "GET", "*"},
-             {"SLOWLOG", "GET", "100"},
-             {"INFO", "everything"}}) {
+    for (const auto& args : std::vector<std::vector<std::string>>{{"HELLO", "2"},
+                                                                  {"CLIENT", "INFO"},
+                                                                  {"CLIENT", "LIST"},
+                                                                  {"ACL", "LIST"},
+                                                                  {"ACL", "GETUSER", "app"},
+                                                                  {"ACL", "LOG"},
+                                                                  {"CONFIG", "GET", "*"},
+                                                                  {"SLOWLOG", "GET", "100"},
+                                                                  {"INFO", "everything"}}) {
         const auto r = c.call(args);
         seen += r.text();
         EXPECT_FALSE(r.is_error()) << args[0] << ": " << r.text();
@@ -142,12 +142,16 @@ TEST_F(bridge_auth, upstream_credentials_never_reach_a_client) {
     EXPECT_EQ(dirty.call({"SELECT", "3"}).text(), "OK");
     dirty.close();  // RESET + HELLO 2 AUTH app <password> + SETNAME on that connection
     EXPECT_TRUE(eventually([&] { return server_command_calls("reset") >= 1; }, 10s));
-    EXPECT_EQ(trim(cli({"--no-auth-warning", "-a", std::string(client_password), "PING"}).out), "PONG");
+    EXPECT_EQ(trim(cli({"--no-auth-warning", "-a", std::string(client_password), "PING"}).out),
+              "PONG");
     // Collect what MONITOR printed for a moment.
     std::string monitored;
-    for (int i = 0; i < 50 && !monitor.silent_for(100ms); ++i) monitored += monitor.read().text() + "\n";
-    EXPECT_NE(monitored.find("\"RESET\""), std::string::npos) << "MONITOR saw the RESET\n" << monitored;
-    EXPECT_NE(monitored.find("\"AUTH\" \"(redacted)\" \"(redacted)\""), std::string::npos) << monitored;
+    for (int i = 0; i < 50 && !monitor.silent_for(100ms); ++i)
+        monitored += monitor.read().text() + "\n";
+    EXPECT_NE(monitored.find("\"RESET\""), std::string::npos) << "MONITOR saw the RESET\n"
+                                                              << monitored;
+    EXPECT_NE(monitored.find("\"AUTH\" \"(redacted)\" \"(redacted)\""), std::string::npos)
+        << monitored;
     seen += monitored;
     EXPECT_EQ(seen.find(upstream_password), std::string::npos) << "the upstream password leaked";
     EXPECT_EQ(seen.find(client_password), std::string::npos) << "the client password leaked";

@@ -119,12 +119,16 @@ TEST_F(bridge_commands, subscribe_in_one_client_publish_in_another) {
                      base_env());
     // Subscribed upstream (seen by the server itself) before anything is published.
     ASSERT_TRUE(eventually(
-        [&] { return redis().cli({"PUBSUB", "NUMSUB", "news"}).out == "news\n1\n"; }, 10s))
+        [&] {
+            return redis().cli({"PUBSUB", "NUMSUB", "news"}).out == "news\n1\n";
+        },
+        10s))
         << subscriber.out() << subscriber.err();
 
     EXPECT_EQ(trim(cli({"PUBLISH", "news", "first message"}).out), "1");
     EXPECT_EQ(trim(cli({"PUBLISH", "news", "second"}).out), "1");
-    EXPECT_TRUE(subscriber.wait_for_output("message\nnews\nfirst message\nmessage\nnews\nsecond\n", 10s))
+    EXPECT_TRUE(
+        subscriber.wait_for_output("message\nnews\nfirst message\nmessage\nnews\nsecond\n", 10s))
         << subscriber.out() << subscriber.err();
 
     // A raw subscriber too, with PSUBSCRIBE, PING in subscribed mode and UNSUBSCRIBE.
@@ -156,7 +160,8 @@ TEST_P(bridge_blocking, blpop_released_by_lpush_from_another_client) {
     auto pusher = use_unix ? resp_client::unix_socket(socket_path()) : client();
     waiter.send({"BLPOP", "jobs", "10"});
     // Really blocked in the upstream before the push.
-    ASSERT_TRUE(eventually([&] { return server_info_field("clients", "blocked_clients") == "1"; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return server_info_field("clients", "blocked_clients") == "1"; }, 10s));
     EXPECT_TRUE(waiter.silent_for(50ms));
     EXPECT_EQ(pusher.call({"LPUSH", "jobs", "job-1"}).text(), "1");
     EXPECT_EQ(waiter.read(5s).text(), "[\"jobs\", \"job-1\"]");

@@ -18,7 +18,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 int remaining_ms(clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
@@ -116,7 +117,8 @@ std::optional<resp_value> parse_reply(std::string_view bytes, std::size_t& pos) 
             }
             const auto len = static_cast<std::size_t>(n);
             if (bytes.size() < p + len + 2) return std::nullopt;
-            if (bytes.substr(p + len, 2) != "\r\n") throw std::runtime_error("not RESP: bulk without CRLF");
+            if (bytes.substr(p + len, 2) != "\r\n")
+                throw std::runtime_error("not RESP: bulk without CRLF");
             v.str = std::string(bytes.substr(p, len));
             p += len + 2;
             break;
@@ -256,7 +258,8 @@ bool resp_client::fill(clock::time_point deadline) {
     for (;;) {
         pollfd p{fd_.get(), POLLIN, 0};
         const int r = ::poll(&p, 1, remaining_ms(deadline));
-        if (r == 0) throw std::runtime_error("read timed out (have: '" + buf_.substr(pos_, 200) + "')");
+        if (r == 0)
+            throw std::runtime_error("read timed out (have: '" + buf_.substr(pos_, 200) + "')");
         if (r < 0) {
             if (errno == EINTR) continue;
             throw std::system_error(errno, std::generic_category(), "poll");
@@ -330,8 +333,8 @@ bool resp_client::silent_for(std::chrono::milliseconds quiet) {
 void bridge_fixture::start(bridge_options options) {
     redis_server_options ro;
     ro.tls = true;
-    ro.acl_users = {"user " + std::string(upstream_user) + " on >" + std::string(upstream_password) +
-                    " ~* &* +@all"};
+    ro.acl_users = {"user " + std::string(upstream_user) + " on >" +
+                    std::string(upstream_password) + " ~* &* +@all"};
     ro.extra_config_lines = options.redis_config;
     if (options.direct_port) {
         // After our `port 0`, so it wins; `bind 127.0.0.1` keeps it on loopback.
@@ -395,7 +398,8 @@ void bridge_fixture::TearDown() {
     if (sidecar_) {
         if (!stopped_) {
             const auto status = stop_sidecar();
-            EXPECT_EQ(status, std::optional<int>(0)) << "sidecar exit after SIGTERM\n" << sidecar_->err();
+            EXPECT_EQ(status, std::optional<int>(0)) << "sidecar exit after SIGTERM\n"
+                                                     << sidecar_->err();
         }
         const auto output = sidecar_->out() + sidecar_->err();
         EXPECT_EQ(output.find(upstream_password), std::string::npos)
@@ -405,7 +409,8 @@ void bridge_fixture::TearDown() {
                 << "the client password appears in the sidecar's output";
         }
         if (HasFailure()) {
-            std::cerr << "---- sidecar stdout ----\n" << sidecar_->out() << "---- sidecar stderr ----\n"
+            std::cerr << "---- sidecar stdout ----\n"
+                      << sidecar_->out() << "---- sidecar stderr ----\n"
                       << sidecar_->err() << "------------------------\n";
         }
         sidecar_.reset();
@@ -464,7 +469,8 @@ std::string bridge_fixture::metrics() const {
     return response.substr(body + 4);
 }
 
-std::string bridge_fixture::server_info_field(const std::string& section, const std::string& field) {
+std::string bridge_fixture::server_info_field(const std::string& section,
+                                              const std::string& field) {
     const auto r = redis_->cli({"INFO", section});
     std::istringstream in(r.out);
     std::string line;

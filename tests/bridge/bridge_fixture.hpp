@@ -37,11 +37,11 @@ inline constexpr std::string_view upstream_password = "app-password-0123456789";
 
 /// One decoded reply (RESP2 and the RESP3 types the tests meet).
 struct resp_value {
-    char type = 0;                 ///< + - : $ * % ~ > _ # , ( = !
-    std::string str;               ///< + - $ = ! , ( # payload
-    long long integer = 0;         ///< :
-    bool null = false;             ///< $-1, *-1, _
-    std::vector<resp_value> elems; ///< * ~ > ; for % the keys and values alternate
+    char type = 0;                  ///< + - : $ * % ~ > _ # , ( = !
+    std::string str;                ///< + - $ = ! , ( # payload
+    long long integer = 0;          ///< :
+    bool null = false;              ///< $-1, *-1, _
+    std::vector<resp_value> elems;  ///< * ~ > ; for % the keys and values alternate
 
     bool is_error() const { return type == '-' || type == '!'; }
     /// A compact rendering for assertions: OK, ERR ..., 42, "bulk", [a, b], {k: v}, (nil).
@@ -132,7 +132,8 @@ class bridge_fixture : public ::testing::Test {
 
     /// redis-cli through the bridge over TCP (plain, no TLS, no password; `-e` is not passed,
     /// so error replies land on stdout). Extra leading flags (e.g. "--pipe") go in `args` too.
-    process_result cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 10s,
+    process_result cli(const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout = 10s,
                        const std::string& stdin_data = {}) const;
     /// The same through the unix socket.
     process_result cli_unix(const std::vector<std::string>& args,

@@ -65,7 +65,8 @@ void expect_clean_benchmark(const process_result& r, const std::vector<std::stri
 
 TEST_F(bridge_load, benchmark_with_a_new_connection_per_request) {
     ASSERT_NO_FATAL_FAILURE(start());
-    const long long connects_before = std::stoll(server_info_field("stats", "total_connections_received"));
+    const long long connects_before =
+        std::stoll(server_info_field("stats", "total_connections_received"));
     const auto r = run_process({"redis-benchmark", "-p", std::to_string(port()), "-n", "2000", "-c",
                                 "10", "-k", "0", "-t", "ping,set,get", "--csv"},
                                base_env(), 60s);
@@ -73,7 +74,8 @@ TEST_F(bridge_load, benchmark_with_a_new_connection_per_request) {
     // Without -r every SET writes the one key "key:__rand_int__" (3-byte value "VXK").
     EXPECT_EQ(trim(redis().cli({"GET", "key:__rand_int__"}).out), "VXK");
     // 8,000 local connections, served by a handful of pooled upstream ones: the pool at work.
-    const long long connects_after = std::stoll(server_info_field("stats", "total_connections_received"));
+    const long long connects_after =
+        std::stoll(server_info_field("stats", "total_connections_received"));
     EXPECT_LT(connects_after - connects_before, 100) << "upstream connections opened";
 }
 

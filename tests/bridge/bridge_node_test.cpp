@@ -23,8 +23,8 @@ TEST_F(bridge_node, ioredis_and_node_redis_through_the_bridge) {
     env["BRIDGE_PORT"] = std::to_string(port());
     env["BRIDGE_SOCKET"] = socket_path();
     env["BRIDGE_PASSWORD"] = "node-client-password";
-    const auto r = run_process({"node", "--test", "--test-reporter=spec", dir + "/bridge_clients.test.mjs"},
-                               env, 90s);
+    const auto r = run_process(
+        {"node", "--test", "--test-reporter=spec", dir + "/bridge_clients.test.mjs"}, env, 90s);
     EXPECT_TRUE(r.ok()) << r;
     // Every test of the script ran and passed (node --test prints the totals).
     EXPECT_NE(r.out.find("ℹ pass 9"), std::string::npos) << r.out;

@@ -19,7 +19,9 @@ namespace {
 
 using kind = release_decision::kind;
 
-std::string cmd(std::initializer_list<std::string_view> args) { return resp::format_command(args); }
+std::string cmd(std::initializer_list<std::string_view> args) {
+    return resp::format_command(args);
+}
 std::string repeat(std::string_view s, std::size_t n) {
     std::string out;
     for (std::size_t i = 0; i < n; ++i) out += s;
@@ -32,7 +34,8 @@ const std::string hello_reply = "*4\r\n$6\r\nserver\r\n$5\r\nredis\r\n$2\r\nid\r
 
 /// The re-authentication the core must send after a client's RESET, spelled out.
 std::string reauth(unsigned db = 0) {
-    std::string s = cmd({"HELLO", "2", "AUTH", "app", "app-password-0123", "SETNAME", sidecar_name});
+    std::string s =
+        cmd({"HELLO", "2", "AUTH", "app", "app-password-0123", "SETNAME", sidecar_name});
     if (db != 0) s += cmd({"SELECT", std::to_string(db)});
     return s;
 }
@@ -44,10 +47,16 @@ struct core_case {
               std::string want_client, bool want_closed = false, kind want_release = kind::clean,
               std::optional<std::uint64_t> want_owed = std::nullopt, setup_fn setup = {},
               stats_fn check_stats = {})
-        : name(std::move(name)), client(std::move(client)), want_upstream(std::move(want_upstream)),
-          upstream(std::move(upstream)), want_client(std::move(want_client)),
-          want_closed(want_closed), want_release(want_release), want_owed(want_owed),
-          setup(std::move(setup)), check_stats(std::move(check_stats)) {}
+        : name(std::move(name)),
+          client(std::move(client)),
+          want_upstream(std::move(want_upstream)),
+          upstream(std::move(upstream)),
+          want_client(std::move(want_client)),
+          want_closed(want_closed),
+          want_release(want_release),
+          want_owed(want_owed),
+          setup(std::move(setup)),
+          check_stats(std::move(check_stats)) {}
 
     std::string name;
     std::string client;         ///< bytes the client sends
@@ -165,8 +174,15 @@ std::vector<core_case> cases() {
          false, kind::clean, std::nullopt,
          [](session_context& ctx) { ctx.client_password = config::secret("local-pw"); },
          [](const bridge_stats& s) { EXPECT_EQ(s.auth_failures, 1u); }},
-        {"auth_as_another_user_is_counted", cmd({"AUTH", "bob", "x"}) + ping, ping, "+PONG\r\n",
-         "+OK\r\n+PONG\r\n", false, kind::clean, std::nullopt, {},
+        {"auth_as_another_user_is_counted",
+         cmd({"AUTH", "bob", "x"}) + ping,
+         ping,
+         "+PONG\r\n",
+         "+OK\r\n+PONG\r\n",
+         false,
+         kind::clean,
+         std::nullopt,
+         {},
          [](const bridge_stats& s) { EXPECT_EQ(s.auth_other_user, 1u); }},
         {"passthrough_auth_goes_upstream", cmd({"AUTH", "bob", "x"}) + ping,
          cmd({"AUTH", "bob", "x"}) + ping, "+OK\r\n+PONG\r\n", "+OK\r\n+PONG\r\n", false,
@@ -175,11 +191,15 @@ std::vector<core_case> cases() {
          cmd({"SET", "a", "1"}) + cmd({"MULTI"}) + reset + get_a,
          cmd({"SET", "a", "1"}) + cmd({"MULTI"}) + reset + reauth() + get_a,
          "+OK\r\n+OK\r\n+RESET\r\n" + hello_reply + "$1\r\n1\r\n",
-         "+OK\r\n+OK\r\n+RESET\r\n$1\r\n1\r\n", false, kind::clean, std::nullopt, {},
+         "+OK\r\n+OK\r\n+RESET\r\n$1\r\n1\r\n",
+         false,
+         kind::clean,
+         std::nullopt,
+         {},
          [](const bridge_stats& s) { EXPECT_EQ(s.client_resets, 1u); }},
         {"reset_reselects_the_configured_db", ping + reset, ping + reset + reauth(3),
-         "+PONG\r\n+RESET\r\n" + hello_reply + "+OK\r\n", "+PONG\r\n+RESET\r\n", false,
-         kind::clean, std::nullopt,
+         "+PONG\r\n+RESET\r\n" + hello_reply + "+OK\r\n", "+PONG\r\n+RESET\r\n", false, kind::clean,
+         std::nullopt,
          [](session_context& ctx) {
              ctx.reauth = [] {
                  config::upstream_settings db3;
@@ -192,18 +212,21 @@ std::vector<core_case> cases() {
         {"reset_in_pub_sub_passes_messages_until_its_reply",
          cmd({"SUBSCRIBE", "ch"}) + reset + ping,
          cmd({"SUBSCRIBE", "ch"}) + reset + reauth() + ping,
-         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
-         "+RESET\r\n" + hello_reply + "+PONG\r\n",
-         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$"
+         "2\r\nhi\r\n"
+         "+RESET\r\n" +
+             hello_reply + "+PONG\r\n",
+         "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$"
+         "2\r\nhi\r\n"
          "+RESET\r\n+PONG\r\n"},
         {"reset_without_a_lease_is_answered_here", reset + auth_any, "", "", "+RESET\r\n+OK\r\n"},
-        {"reset_with_a_client_password_logs_out",
-         cmd({"AUTH", "local-pw"}) + ping + reset + ping, ping + reset + reauth(),
-         "+PONG\r\n+RESET\r\n" + hello_reply,
+        {"reset_with_a_client_password_logs_out", cmd({"AUTH", "local-pw"}) + ping + reset + ping,
+         ping + reset + reauth(), "+PONG\r\n+RESET\r\n" + hello_reply,
          "+OK\r\n+PONG\r\n+RESET\r\n-NOAUTH Authentication required.\r\n", false, kind::clean,
          std::nullopt,
          [](session_context& ctx) { ctx.client_password = config::secret("local-pw"); }},
-        {"refused_reauthentication_closes_the_client", ping + reset + ping, ping + reset + reauth() + ping,
+        {"refused_reauthentication_closes_the_client", ping + reset + ping,
+         ping + reset + reauth() + ping,
          "+PONG\r\n+RESET\r\n-WRONGPASS invalid\r\n-NOAUTH Authentication required.\r\n",
          "+PONG\r\n+RESET\r\n", true, kind::discard},
         {"getname_of_an_unnamed_client", cmd({"CLIENT", "GETNAME"}) + "CLIENT GETNAME\r\n", "", "",
@@ -215,16 +238,30 @@ std::vector<core_case> cases() {
         {"getname_in_resp3_is_null", cmd({"HELLO", "3"}) + cmd({"CLIENT", "GETNAME"}),
          cmd({"HELLO", "3"}), "%1\r\n+proto\r\n:3\r\n", "%1\r\n+proto\r\n:3\r\n_\r\n", false,
          kind::reset, 0},
-        {"client_id_takes_the_connection_away", cmd({"CLIENT", "ID"}), cmd({"CLIENT", "ID"}),
-         ":9\r\n", ":9\r\n", false, kind::discard, std::nullopt, {},
+        {"client_id_takes_the_connection_away",
+         cmd({"CLIENT", "ID"}),
+         cmd({"CLIENT", "ID"}),
+         ":9\r\n",
+         ":9\r\n",
+         false,
+         kind::discard,
+         std::nullopt,
+         {},
          [](const bridge_stats& s) { EXPECT_EQ(s.identity_discards, 1u); }},
         {"a_redirect_target_is_not_reused", cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "7"}),
          cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "7"}), "+OK\r\n", "+OK\r\n", false,
          kind::discard},
         {"deep_reply_then_local_and_forwarded", cmd({"EVAL", "x", "0"}) + auth_any + get_a,
          cmd({"EVAL", "x", "0"}) + get_a, deep + "$1\r\nv\r\n", deep + "+OK\r\n$1\r\nv\r\n"},
-        {"unframable_reply_closes_the_client", ping + get_a, ping + get_a, "+PONG\r\n?garbage\r\n",
-         "+PONG\r\n", true, kind::discard, std::nullopt, {},
+        {"unframable_reply_closes_the_client",
+         ping + get_a,
+         ping + get_a,
+         "+PONG\r\n?garbage\r\n",
+         "+PONG\r\n",
+         true,
+         kind::discard,
+         std::nullopt,
+         {},
          [](const bridge_stats& s) { EXPECT_EQ(s.reply_framing_errors, 1u); }},
         {"negative_multibulk_is_skipped", "*-10\r\n" + ping, "*-10\r\n" + ping, "+PONG\r\n",
          "+PONG\r\n"},
@@ -238,7 +275,8 @@ std::vector<core_case> cases() {
         {"subscribed_resets_uncounted", cmd({"SUBSCRIBE", "ch"}), cmd({"SUBSCRIBE", "ch"}),
          "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
          "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", false, kind::reset, std::nullopt},
-        {"pushes_are_no_replies", get_a, get_a, ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n$-1\r\n",
+        {"pushes_are_no_replies", get_a, get_a,
+         ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n$-1\r\n",
          ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n$-1\r\n"},
         // Part of the bad frame may have gone upstream (when it came in pieces): never reuse.
         {"protocol_error_answers_and_closes", ping + "*1\r\n$x\r\n", ping, "+PONG\r\n",

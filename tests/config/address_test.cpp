@@ -15,7 +15,9 @@ struct address_case {
     std::optional<unsigned> db = std::nullopt;
 };
 
-void PrintTo(const address_case& c, std::ostream* os) { *os << c.text; }
+void PrintTo(const address_case& c, std::ostream* os) {
+    *os << c.text;
+}
 
 class valid_address : public ::testing::TestWithParam<address_case> {};
 
@@ -39,8 +41,7 @@ INSTANTIATE_TEST_SUITE_P(
         address_case{"redis.internal", "redis.internal", std::nullopt},
         address_case{"  Master.Foo.USE1.Cache.AmazonAWS.com:6379\n",
                      "master.foo.use1.cache.amazonaws.com", 6379},
-        address_case{"10.0.0.5:6379", "10.0.0.5", 6379},
-        address_case{"[::1]:6380", "::1", 6380},
+        address_case{"10.0.0.5:6379", "10.0.0.5", 6379}, address_case{"[::1]:6380", "::1", 6380},
         address_case{"[2001:DB8::5]", "2001:db8::5", std::nullopt},
         address_case{"2001:db8::5", "2001:db8::5", std::nullopt},
         address_case{"::1", "::1", std::nullopt},
@@ -56,15 +57,17 @@ INSTANTIATE_TEST_SUITE_P(
         address_case{"redis://[::1]:7000/3", "::1", 7000, false, std::nullopt, std::nullopt, 3},
         address_case{"valkeys://cache:6380", "cache", 6380, true},
         address_case{"valkey://cache", "cache", std::nullopt, false},
-        address_case{"rediss://cache:6380/1?ssl_cert_reqs=none", "cache", 6380, true,
-                     std::nullopt, std::nullopt, 1}));
+        address_case{"rediss://cache:6380/1?ssl_cert_reqs=none", "cache", 6380, true, std::nullopt,
+                     std::nullopt, 1}));
 
 struct invalid_case {
     const char* text;
     const char* reason;
 };
 
-void PrintTo(const invalid_case& c, std::ostream* os) { *os << c.text; }
+void PrintTo(const invalid_case& c, std::ostream* os) {
+    *os << c.text;
+}
 
 class invalid_address : public ::testing::TestWithParam<invalid_case> {};
 
@@ -89,8 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
                       invalid_case{"rediss://cache:6379/-1", "not a database number"},
                       invalid_case{"rediss://:%zz@cache", "percent-encoding in the URL's password"},
                       invalid_case{"rediss://:abc%4@cache", "percent-encoding"},
-                      invalid_case{"rediss://", "no host"},
-                      invalid_case{"[::1", "without ']'"},
+                      invalid_case{"rediss://", "no host"}, invalid_case{"[::1", "without ']'"},
                       invalid_case{"[cache]:6379", "not an IPv6 address"},
                       invalid_case{"[::1]x", "after ']'"},
                       invalid_case{"2001:db8::zz", "not an IPv6 address"},

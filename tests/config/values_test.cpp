@@ -42,17 +42,16 @@ TEST_P(parse_duration_test, parses) {
 INSTANTIATE_TEST_SUITE_P(
     all, parse_duration_test,
     ::testing::Values(duration_case{"250ms", 250ms}, duration_case{"5s", 5s},
-                      duration_case{"2m", 2min}, duration_case{"1h", 1h},
-                      duration_case{"20", 20s}, duration_case{"0.5", 500ms},
-                      duration_case{"1.5s", 1500ms}, duration_case{" 7s\n", 7s},
-                      duration_case{"0", 0ms}, duration_case{"", std::nullopt},
-                      duration_case{"s", std::nullopt}, duration_case{"-5s", std::nullopt},
-                      duration_case{"5 s", std::nullopt}, duration_case{"5x", std::nullopt},
-                      duration_case{"ms", std::nullopt}, duration_case{"25h", std::nullopt},
-                      duration_case{"1e9", std::nullopt}, duration_case{"nan", std::nullopt},
-                      duration_case{"inf", std::nullopt}, duration_case{"2.25s", 2250ms},
-                      duration_case{"1.2.3s", std::nullopt}, duration_case{"1,5s", std::nullopt},
-                      duration_case{"0x10", std::nullopt},
+                      duration_case{"2m", 2min}, duration_case{"1h", 1h}, duration_case{"20", 20s},
+                      duration_case{"0.5", 500ms}, duration_case{"1.5s", 1500ms},
+                      duration_case{" 7s\n", 7s}, duration_case{"0", 0ms},
+                      duration_case{"", std::nullopt}, duration_case{"s", std::nullopt},
+                      duration_case{"-5s", std::nullopt}, duration_case{"5 s", std::nullopt},
+                      duration_case{"5x", std::nullopt}, duration_case{"ms", std::nullopt},
+                      duration_case{"25h", std::nullopt}, duration_case{"1e9", std::nullopt},
+                      duration_case{"nan", std::nullopt}, duration_case{"inf", std::nullopt},
+                      duration_case{"2.25s", 2250ms}, duration_case{"1.2.3s", std::nullopt},
+                      duration_case{"1,5s", std::nullopt}, duration_case{"0x10", std::nullopt},
                       duration_case{"99999999999999999999999999999999999999999", std::nullopt}));
 
 TEST(format_duration, reads_back) {
@@ -68,7 +67,8 @@ TEST(parse_port, accepts_1_to_65535_only) {
     EXPECT_EQ(parse_port("6379"), 6379);
     EXPECT_EQ(parse_port("65535"), 65535);
     EXPECT_EQ(parse_port(" 6380 "), 6380);
-    for (auto bad : {"0", "65536", "-1", "+1", "63 79", "", "abc", "6379x", "99999999999999999999"}) {
+    for (auto bad :
+         {"0", "65536", "-1", "+1", "63 79", "", "abc", "6379x", "99999999999999999999"}) {
         EXPECT_EQ(parse_port(bad), std::nullopt) << bad;
     }
 }

@@ -63,7 +63,8 @@ TEST(faults, upstream_killed_and_restarted) {
 
     const auto connects_before = sc.metric("redis_sidecar_upstream_connect_failures_total");
     std::this_thread::sleep_for(2s);  // an outage of known length, to count reconnect attempts
-    const auto attempts = sc.metric("redis_sidecar_upstream_connect_failures_total") - connects_before;
+    const auto attempts =
+        sc.metric("redis_sidecar_upstream_connect_failures_total") - connects_before;
     figure("connect attempts during a 2 s outage", attempts, "");
     EXPECT_LE(attempts, 2 * 50 + 50);  // never more than the rate limit (50/s + burst)
     EXPECT_LE(attempts, 40);           // and the backoff keeps it far below
@@ -115,17 +116,17 @@ TEST(faults, password_rotation_under_load_loses_nothing) {
 
     // -k 0: a new local connection per request, so leases come and go during the rotation.
     child_process bench("redis-benchmark");
-    bench.start({"/usr/bin/redis-benchmark", "-p", std::to_string(sc.port()), "-n", "30000", "-c", "8",
-                 "-k", "0", "-t", "set", "-e", "--csv"},
+    bench.start({"/usr/bin/redis-benchmark", "-p", std::to_string(sc.port()), "-n", "30000", "-c",
+                 "8", "-k", "0", "-t", "set", "-e", "--csv"},
                 base_env());
     ASSERT_TRUE(eventually([&] { return server.cli({"DBSIZE"}).out != "0\n"; }, 10s));
 
-    server.cli({"ACL", "SETUSER", "app", ">" + new_pw});              // ROTATE: both valid
-    secrets.write_file("password.new", new_pw + "\n");                 // the kubelet's swap
+    server.cli({"ACL", "SETUSER", "app", ">" + new_pw});  // ROTATE: both valid
+    secrets.write_file("password.new", new_pw + "\n");    // the kubelet's swap
     ASSERT_EQ(::rename(secrets.file("password.new").c_str(), secrets.file("password").c_str()), 0);
     ASSERT_TRUE(sc.process().wait_for_output("secrets changed", 10s));
     ASSERT_TRUE(eventually([&] { return sc.metric("redis_sidecar_pool_reauths_total") >= 1; }, 5s));
-    server.cli({"ACL", "SETUSER", "app", "<" + old_pw});              // SET: only the new one
+    server.cli({"ACL", "SETUSER", "app", "<" + old_pw});  // SET: only the new one
 
     const auto status = bench.wait_exit(120s);
     ASSERT_EQ(status, 0) << bench.err();
@@ -135,8 +136,9 @@ TEST(faults, password_rotation_under_load_loses_nothing) {
     figure("failed commands during rotation", out.find("rror") == std::string::npos ? 0 : 1, "");
     EXPECT_EQ(trim(sc.cli({"SET", "after", "rotation"}).out), "OK");
     std::string metrics_text = sc.metrics();
-    EXPECT_NE(metrics_text.find("redis_sidecar_upstream_connect_failures_total{class=\"wrongpass\"} 0"),
-              std::string::npos);
+    EXPECT_NE(
+        metrics_text.find("redis_sidecar_upstream_connect_failures_total{class=\"wrongpass\"} 0"),
+        std::string::npos);
     EXPECT_EQ(sc.metric("redis_sidecar_credential_rotations_total"), 1);
     EXPECT_EQ(sc.terminate(), 0);
     EXPECT_EQ(sc.process().out().find(new_pw), std::string::npos);
@@ -245,7 +247,8 @@ TEST(faults, abusive_clients_do_not_hurt_others) {
     std::vector<unique_fd> idle;
     idle.reserve(idle_clients);
     for (int i = 0; i < idle_clients; ++i) idle.push_back(connect_tcp("127.0.0.1", sc.port(), 2s));
-    ASSERT_TRUE(eventually([&] { return sc.metric("redis_sidecar_clients") >= idle_clients; }, 20s));
+    ASSERT_TRUE(
+        eventually([&] { return sc.metric("redis_sidecar_clients") >= idle_clients; }, 20s));
     const long rss_idle = rss_kb(pid);
     const double per_client = static_cast<double>(rss_idle - rss_before_idle) * 1024 / idle_clients;
     figure("RSS per idle local client", per_client, "bytes");
@@ -321,8 +324,8 @@ TEST(faults, writes_that_stall_end_at_the_socket_timeout) {
     std::size_t sent = 0;
     int send_error = 0;
     while (sent < set.size() && seconds_since(stalled) < 5) {
-        const auto n = ::send(writer.get(), set.data() + sent, set.size() - sent,
-                              MSG_NOSIGNAL | MSG_DONTWAIT);
+        const auto n =
+            ::send(writer.get(), set.data() + sent, set.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             sent += static_cast<std::size_t>(n);
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {

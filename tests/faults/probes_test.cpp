@@ -72,7 +72,11 @@ TEST(probes, sigterm_lets_an_in_flight_blpop_finish) {
     sc.start({{"REDIS_ADDR", server.address()}, {"REDIS_SIDECAR_MAX_DRAIN", "10s"}});
     auto blocked = resp_client::tcp(sc.port());
     blocked.send({"BLPOP", "jobs", "0"});
-    ASSERT_TRUE(eventually([&] { return server.cli({"CLIENT", "LIST"}).out.find("cmd=blpop") != std::string::npos; }, 5s));
+    ASSERT_TRUE(eventually(
+        [&] {
+            return server.cli({"CLIENT", "LIST"}).out.find("cmd=blpop") != std::string::npos;
+        },
+        5s));
     sc.process().send_signal(SIGTERM);
     ASSERT_TRUE(eventually([&] { return sc.readyz() == 503; }, 2s));  // at once
     EXPECT_EQ(sc.livez(), 200);
@@ -104,7 +108,8 @@ TEST(probes, metrics_move_with_traffic) {
     EXPECT_NE(text.find("# TYPE redis_sidecar_upstream_handshake_duration_seconds histogram"),
               std::string::npos);
     EXPECT_NE(text.find("redis_sidecar_state{state=\"ready\"} 1"), std::string::npos);
-    EXPECT_NE(text.find("redis_sidecar_probe_status{probe=\"readyz\"} 1"), std::string::npos) << text;
+    EXPECT_NE(text.find("redis_sidecar_probe_status{probe=\"readyz\"} 1"), std::string::npos)
+        << text;
     c.close();
     EXPECT_EQ(sc.terminate(), 0);
 }

@@ -68,7 +68,7 @@ inline long rss_kb(pid_t pid) {
 
 /// The sidecar binary in front of whatever upstream a test sets up.
 class sidecar_process {
-public:
+  public:
     void start(env_map env) {
         port_ = free_tcp_port();
         http_ = free_tcp_port();
@@ -79,7 +79,8 @@ public:
         full["REDIS_SIDECAR_MAX_DRAIN"] = "10s";
         for (const auto& [k, v] : env) full[k] = v;
         process_.start({REDIS_SIDECAR_BINARY, "run"}, full);
-        ASSERT_TRUE(eventually([&] { return http_status(http_, "/readyz") == 200 || !process_.running(); }, 20s))
+        ASSERT_TRUE(eventually(
+            [&] { return http_status(http_, "/readyz") == 200 || !process_.running(); }, 20s))
             << process_.err();
         ASSERT_TRUE(process_.running()) << process_.err();
     }
@@ -92,7 +93,8 @@ public:
         return body;
     }
     double metric(const std::string& name) const { return metric_sum(metrics(), name); }
-    process_result cli(const std::vector<std::string>& args, std::chrono::milliseconds t = 10s) const {
+    process_result cli(const std::vector<std::string>& args,
+                       std::chrono::milliseconds t = 10s) const {
         std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port_)};
         argv.insert(argv.end(), args.begin(), args.end());
         return run_process(argv, base_env(), t);
@@ -106,7 +108,7 @@ public:
     }
     child_process& process() { return process_; }
 
-private:
+  private:
     child_process process_{"redis-sidecar"};
     std::uint16_t port_ = 0;
     std::uint16_t http_ = 0;

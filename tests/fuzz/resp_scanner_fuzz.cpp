@@ -103,10 +103,11 @@ void check_nesting(std::size_t depth, std::string_view input) {
     std::size_t k = 0;
     const outcome outcomes[] = {
         run(direction::reply, options, w, [&] { return w.size(); }),
-        run(direction::reply, options, w, [&] {
-            const auto b = static_cast<unsigned char>(w[k++ % w.size()]);
-            return std::size_t{1} + (b % 97);
-        }),
+        run(direction::reply, options, w,
+            [&] {
+                const auto b = static_cast<unsigned char>(w[k++ % w.size()]);
+                return std::size_t{1} + (b % 97);
+            }),
     };
     for (const outcome& o : outcomes) {
         if (o.final_status != plain.final_status || o.error != plain.error) {

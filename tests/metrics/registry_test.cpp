@@ -135,7 +135,8 @@ TEST(families, documentation_lists_every_family) {
     for (const char* file : {"/docs/observability.md", "/README.md"}) {
         std::ifstream in(std::string(REDIS_SIDECAR_SOURCE_DIR) + file);
         ASSERT_TRUE(in) << file << " is missing";
-        const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string doc((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
         const std::string begin = "<!-- metrics:begin -->\n";
         const std::string end = "<!-- metrics:end -->";
         const auto b = doc.find(begin);

@@ -255,8 +255,9 @@ std::vector<scan_case> reply_cases() {
         rep("depth_8000_lua_stack_limit",
             repeat("*1\r\n", 8000) + "-ERR reached lua stack limit\r\n+OK\r\n",
             {{32000 + 30, '*'}, {5, '+', "OK"}}),
-        rep("depth_mixed_widths", "*2\r\n*3\r\n:1\r\n*1\r\n*2\r\n$1\r\na\r\n_\r\n%1\r\n+k\r\n*0\r\n"
-                                  ":2\r\n:3\r\n",
+        rep("depth_mixed_widths",
+            "*2\r\n*3\r\n:1\r\n*1\r\n*2\r\n$1\r\na\r\n_\r\n%1\r\n+k\r\n*0\r\n"
+            ":2\r\n:3\r\n",
             {{46, '*'}, {4, ':'}}),
         rep("streamed_in_deep_counted", repeat("*1\r\n", 100) + "*?\r\n*1\r\n:1\r\n.\r\n",
             {{400 + 15, '*'}}),

@@ -31,7 +31,7 @@ config::upstream_settings settings_for(const std::string& host, std::uint16_t po
 }
 
 class connection_test : public ::testing::Test, public io_fixture {
-protected:
+  protected:
     struct outcome {
         std::error_code ec;
         std::shared_ptr<connection> conn;
@@ -61,14 +61,14 @@ protected:
             o.timeout = timeout;
             o.client_name = "redis-sidecar:test";
             o.trace = &out.trace;
-            async_open(io_.get_executor(), tls, 1, std::move(eps), o,
-                       [&](std::error_code ec2, std::shared_ptr<connection> c,
-                           const std::string& detail) {
-                           out.ec = ec2;
-                           out.detail = detail;
-                           out.conn = std::move(c);
-                           done = true;
-                       });
+            async_open(
+                io_.get_executor(), tls, 1, std::move(eps), o,
+                [&](std::error_code ec2, std::shared_ptr<connection> c, const std::string& detail) {
+                    out.ec = ec2;
+                    out.detail = detail;
+                    out.conn = std::move(c);
+                    done = true;
+                });
         });
         EXPECT_TRUE(run_until([&] { return done; }, timeout + 5s)) << "async_open never completed";
         return out;
@@ -113,7 +113,8 @@ TEST_F(connection_test, tls_with_password_sets_name_and_db) {
     ASSERT_FALSE(r.ec) << r.ec.message();
     command(r.conn, resp::format_command({"SET", "written-by-sidecar", "yes"}), 1);
     EXPECT_EQ(trim(server.cli({"-n", "3", "GET", "written-by-sidecar"}).out), "yes");
-    EXPECT_NE(server.cli({"CLIENT", "LIST"}).out.find("name=redis-sidecar:test"), std::string::npos);
+    EXPECT_NE(server.cli({"CLIENT", "LIST"}).out.find("name=redis-sidecar:test"),
+              std::string::npos);
     ASSERT_GE(r.trace.size(), 3u);
     EXPECT_EQ(r.trace[1].name, "tls");
     EXPECT_NE(r.trace[1].detail.find("verified"), std::string::npos) << r.trace[1].detail;

@@ -1,7 +1,7 @@
 #include "redis_sidecar/upstream/error.hpp"
 
-#include <boost/asio/error.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/error.hpp>
 
 namespace redis_sidecar::upstream {
 namespace {
@@ -22,7 +22,8 @@ TEST(classify_reply, names_each_redis_error) {
 TEST(classify, maps_asio_errors) {
     auto std_code = [](auto e) { return std::error_code(boost::system::error_code(e)); };
     EXPECT_EQ(classify(std_code(boost::asio::error::host_not_found)), error::dns_failure);
-    EXPECT_EQ(classify(std_code(boost::asio::error::connection_refused)), error::connection_refused);
+    EXPECT_EQ(classify(std_code(boost::asio::error::connection_refused)),
+              error::connection_refused);
     EXPECT_EQ(classify(std_code(boost::asio::error::timed_out)), error::timeout);
     EXPECT_EQ(classify(std_code(boost::asio::error::connection_reset)), error::io_error);
     EXPECT_EQ(classify(make_error_code(error::noperm)), error::noperm);

@@ -12,7 +12,9 @@ namespace {
 
 using steps = std::vector<std::string>;
 
-std::string cmd(std::initializer_list<std::string_view> args) { return resp::format_command(args); }
+std::string cmd(std::initializer_list<std::string_view> args) {
+    return resp::format_command(args);
+}
 
 config::upstream_settings settings(std::optional<std::string> user, std::optional<std::string> pw,
                                    unsigned db) {
@@ -31,44 +33,56 @@ TEST(handshake, hello_with_auth_name_select_and_ping) {
 }
 
 TEST(handshake, hello_names_the_default_user_and_skips_db_0) {
-    const auto h = make_handshake(settings(std::nullopt, "token", 0), "", {.hello = true, .ping = false});
+    const auto h =
+        make_handshake(settings(std::nullopt, "token", 0), "", {.hello = true, .ping = false});
     EXPECT_EQ(h.commands, cmd({"HELLO", "2", "AUTH", "default", "token"}));
     EXPECT_EQ(h.steps, (steps{"auth"}));
 }
 
 TEST(handshake, hello_without_password_still_switches_to_resp2) {
-    const auto h = make_handshake(settings(std::nullopt, std::nullopt, 0), "n", {.hello = true, .ping = false});
+    const auto h = make_handshake(settings(std::nullopt, std::nullopt, 0), "n",
+                                  {.hello = true, .ping = false});
     EXPECT_EQ(h.commands, cmd({"HELLO", "2", "SETNAME", "n"}));
     EXPECT_EQ(h.steps, (steps{"auth"}));
 }
 
 TEST(handshake, legacy_servers_get_auth_and_client_setname) {
-    const auto with_user = make_handshake(settings("app", "pw", 1), "n", {.hello = false, .ping = true});
+    const auto with_user =
+        make_handshake(settings("app", "pw", 1), "n", {.hello = false, .ping = true});
     EXPECT_EQ(with_user.commands, cmd({"AUTH", "app", "pw"}) + cmd({"CLIENT", "SETNAME", "n"}) +
                                       cmd({"SELECT", "1"}) + cmd({"PING"}));
     EXPECT_EQ(with_user.steps, (steps{"auth", "setname", "select", "ping"}));
     // Redis 5 AUTH takes only a password.
-    const auto no_user = make_handshake(settings(std::nullopt, "pw", 0), "", {.hello = false, .ping = true});
+    const auto no_user =
+        make_handshake(settings(std::nullopt, "pw", 0), "", {.hello = false, .ping = true});
     EXPECT_EQ(no_user.commands, cmd({"AUTH", "pw"}) + cmd({"PING"}));
     EXPECT_EQ(no_user.steps, (steps{"auth", "ping"}));
 }
 
 // ---- check_handshake: what the replies say
 
-resp::reply status(std::string s) { return {resp::reply_type::status, std::move(s), 0, {}}; }
-resp::reply err(std::string s) { return {resp::reply_type::error, std::move(s), 0, {}}; }
-resp::reply bulk(std::string s) { return {resp::reply_type::string, std::move(s), 0, {}}; }
+resp::reply status(std::string s) {
+    return {resp::reply_type::status, std::move(s), 0, {}};
+}
+resp::reply err(std::string s) {
+    return {resp::reply_type::error, std::move(s), 0, {}};
+}
+resp::reply bulk(std::string s) {
+    return {resp::reply_type::string, std::move(s), 0, {}};
+}
 resp::reply hello_reply(std::string role) {
     resp::reply r{resp::reply_type::array, {}, 0, {}};
-    r.elements = {bulk("server"), bulk("redis"), bulk("version"), bulk("7.0.15"),
-                  bulk("id"),     {resp::reply_type::integer, {}, 42, {}},
-                  bulk("mode"),   bulk("standalone"), bulk("role"), bulk(std::move(role))};
+    r.elements = {bulk("server"),       bulk("redis"),      bulk("version"),
+                  bulk("7.0.15"),       bulk("id"),         {resp::reply_type::integer, {}, 42, {}},
+                  bulk("mode"),         bulk("standalone"), bulk("role"),
+                  bulk(std::move(role))};
     return r;
 }
 
 TEST(handshake, replies_all_good_give_the_servers_facts) {
     const auto h = make_handshake(settings("app", "pw", 3), "n");
-    const auto out = check_handshake(h, {hello_reply("master"), status("OK"), status("PONG")}, true);
+    const auto out =
+        check_handshake(h, {hello_reply("master"), status("OK"), status("PONG")}, true);
     EXPECT_FALSE(out.ec) << out.ec.message();
     EXPECT_EQ(out.info.version, "7.0.15");
     EXPECT_EQ(out.info.role, "master");
@@ -79,17 +93,18 @@ TEST(handshake, replies_all_good_give_the_servers_facts) {
 
 TEST(handshake, the_first_error_names_its_step_and_is_classified) {
     const auto h = make_handshake(settings("app", "pw", 3), "n");
-    auto out = check_handshake(
-        h, {err("WRONGPASS invalid username-password pair or user is disabled."), err("x"),
-            status("PONG")},
-        true);
+    auto out =
+        check_handshake(h,
+                        {err("WRONGPASS invalid username-password pair or user is disabled."),
+                         err("x"), status("PONG")},
+                        true);
     EXPECT_EQ(out.ec, make_error_code(error::wrongpass));
     EXPECT_EQ(out.failed_step, "auth");
     EXPECT_EQ(out.detail, "WRONGPASS invalid username-password pair or user is disabled.");
     EXPECT_FALSE(out.no_hello);
 
-    out = check_handshake(h, {hello_reply("master"), err("ERR DB index is out of range"), status("PONG")},
-                          true);
+    out = check_handshake(
+        h, {hello_reply("master"), err("ERR DB index is out of range"), status("PONG")}, true);
     EXPECT_TRUE(out.ec);
     EXPECT_EQ(out.failed_step, "select");
 
@@ -104,15 +119,17 @@ TEST(handshake, the_first_error_names_its_step_and_is_classified) {
 TEST(handshake, a_server_without_hello_asks_for_the_legacy_form) {
     const auto h = make_handshake(settings("app", "pw", 0), "n");
     const auto out = check_handshake(
-        h, {err("ERR unknown command 'HELLO', with args beginning with: '2' "), status("PONG")}, true);
+        h, {err("ERR unknown command 'HELLO', with args beginning with: '2' "), status("PONG")},
+        true);
     EXPECT_TRUE(out.no_hello);
-    const auto legacy = make_handshake(settings("app", "pw", 0), "n", {.hello = false, .ping = true});
+    const auto legacy =
+        make_handshake(settings("app", "pw", 0), "n", {.hello = false, .ping = true});
     const auto ok = check_handshake(legacy, {status("OK"), status("OK"), status("PONG")}, false);
     EXPECT_FALSE(ok.ec);
     EXPECT_FALSE(ok.info.supports_hello);
     // Without HELLO, "unknown command" is an ordinary failure of its step.
-    const auto bad = check_handshake(legacy, {err("ERR unknown command 'AUTH'"), status("OK"),
-                                              status("PONG")}, false);
+    const auto bad = check_handshake(
+        legacy, {err("ERR unknown command 'AUTH'"), status("OK"), status("PONG")}, false);
     EXPECT_FALSE(bad.no_hello);
     EXPECT_EQ(bad.failed_step, "auth");
 }

@@ -9,7 +9,7 @@
 namespace redis_sidecar::upstream {
 
 class io_fixture {
-public:
+  public:
     template <class Pred>
     bool run_until(Pred done, std::chrono::milliseconds timeout) {
         const auto deadline = std::chrono::steady_clock::now() + timeout;

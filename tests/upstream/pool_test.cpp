@@ -21,7 +21,7 @@ using testing::test_pki;
 using testing::trim;
 
 class pool_test : public ::testing::Test, public io_fixture {
-protected:
+  protected:
     std::shared_ptr<pool> make_pool(const config::upstream_settings& s, pool_options o,
                                     resolver_fn resolver = {}) {
         if (s.tls.enabled) tls_ = std::make_unique<tls_client>(s.tls);
@@ -148,7 +148,8 @@ TEST_F(pool_test, recovers_after_restart_without_a_connect_storm) {
     EXPECT_EQ(st.idle, 0u);
     EXPECT_GE(failures, 2u);
     // Rate limit: at most 20/s (+ the initial burst of 20 tokens); backoff keeps it far lower.
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since).count();
     EXPECT_LE(static_cast<double>(failures), 20 + 20 * seconds);
     EXPECT_EQ(st.last_error, "connection_refused");
 
@@ -234,7 +235,8 @@ TEST_F(pool_test, health_check_notices_a_demotion) {
     auto p = make_pool(plain(server.port()), o);
     ASSERT_TRUE(run_until([&] { return p->stats().role == "master"; }, 5s));
     server.cli({"REPLICAOF", "127.0.0.1", std::to_string(other.port())});
-    ASSERT_TRUE(run_until([&] { return p->stats().role == "slave" || p->stats().role == "replica"; }, 5s))
+    ASSERT_TRUE(
+        run_until([&] { return p->stats().role == "slave" || p->stats().role == "replica"; }, 5s))
         << p->stats().role;
     EXPECT_GE(p->stats().health_checks, 1u);
     p->stop();
@@ -257,7 +259,8 @@ TEST_F(pool_test, hosts_file_moves_the_name_and_the_change_is_counted) {
     dir.write_file("hosts", "127.0.0.2 cache.test\n");
     a.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
     ASSERT_TRUE(run_until([&] { return p->stats().dns_changes == 1; }, 5s));
-    ASSERT_TRUE(run_until([&] { return p->stats().failures[static_cast<int>(error::connection_refused)] >= 1; }, 5s));
+    ASSERT_TRUE(run_until(
+        [&] { return p->stats().failures[static_cast<int>(error::connection_refused)] >= 1; }, 5s));
     p->stop();
 }
 
@@ -305,7 +308,8 @@ TEST_F(pool_test, password_rotation_falls_back_then_reauthenticates) {
     const auto fallbacks = p->stats().auth_fallbacks;
     const auto connects = p->stats().connects;
     server.cli({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
-    ASSERT_TRUE(run_until([&] { return p->stats().connects >= connects + 2 && p->stats().idle == 2; }, 5s));
+    ASSERT_TRUE(
+        run_until([&] { return p->stats().connects >= connects + 2 && p->stats().idle == 2; }, 5s));
     EXPECT_EQ(p->stats().auth_fallbacks, fallbacks);  // the new password works on its own now
     EXPECT_EQ(p->stats().failures[static_cast<int>(error::wrongpass)], 0u);
     p->stop();
@@ -361,9 +365,13 @@ TEST_F(pool_test, follows_a_failover_to_the_new_primary) {
     dir.write_file("hosts", "127.0.0.2 primary.cache.test\n");
 
     ASSERT_TRUE(run_until([&] { return p->stats().demotions == 1; }, 5s));
-    ASSERT_TRUE(run_until([&] {
-        return p->stats().dns_changes == 1 && p->stats().role == "master" && p->stats().idle == 2;
-    }, 5s)) << "role " << p->stats().role << " idle " << p->stats().idle;
+    ASSERT_TRUE(run_until(
+        [&] {
+            return p->stats().dns_changes == 1 && p->stats().role == "master" &&
+                   p->stats().idle == 2;
+        },
+        5s))
+        << "role " << p->stats().role << " idle " << p->stats().idle;
 
     auto l = acquire(*p);
     ASSERT_TRUE(run_until([&] { return l->done; }, 5s));

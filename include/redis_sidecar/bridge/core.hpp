@@ -13,7 +13,6 @@
 
 namespace redis_sidecar::bridge {
 
-
 /// What to do with the upstream connection when the client leaves.
 struct release_decision {
     enum class kind : std::uint8_t {
@@ -130,8 +129,8 @@ class client_core {
     resp::scanner commands_{resp::direction::command, resp::scanner_options::for_commands()};
     resp::scanner replies_{resp::direction::reply, resp::scanner_options::for_replies()};
     frame_mode mode_ = frame_mode::undecided;
-    std::string held_;  // the current frame's bytes while undecided or intercepted
-    std::string out_;   // bytes to forward upstream
+    std::string held_;           // the current frame's bytes while undecided or intercepted
+    std::string out_;            // bytes to forward upstream
     std::string discard_reply_;  // the reply owed for a discarded frame
 
     std::deque<slot> slots_;
@@ -157,7 +156,8 @@ class client_core {
     bool upstream_bad_ = false;  // READONLY / LOADING / garbage / broken: never reuse
     bool input_done_ = false;    // QUIT or garbage: later client bytes are dropped
     bool readonly_event_ = false;
-    bool forwarded_any_ = false;  // something was sent upstream (a connection is, or will be, leased)
+    bool forwarded_any_ =
+        false;  // something was sent upstream (a connection is, or will be, leased)
 };
 
 }  // namespace redis_sidecar::bridge

@@ -21,7 +21,7 @@ namespace redis_sidecar::bridge {
 /// cost a timer-queue update (often a timerfd_settime system call) for every request; the sweep
 /// costs a clock read per write, and a timeout fires between 1× and 1.25× write_timeout late.
 class listener {
-public:
+  public:
     /// Clients beyond this get "-ERR max number of clients reached" (Redis' maxclients default).
     static constexpr std::size_t default_max_clients = 10000;
 
@@ -43,7 +43,7 @@ public:
     void close_all();
     std::size_t clients() const { return sessions_.size(); }
 
-private:
+  private:
     void accept_tcp();
     void accept_unix();
     void on_accept(const boost::system::error_code& ec, local_socket socket);

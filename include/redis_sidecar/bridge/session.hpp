@@ -23,7 +23,7 @@ using local_socket = asio::generic::stream_protocol::socket;
 /// release_decision says whether the connection goes back as it is, through RESET, or away.
 /// Single-threaded (the io_context's).
 class session final : public std::enable_shared_from_this<session>, private upstream::reader {
-public:
+  public:
     /// Bytes read from a client per read (into a buffer all sessions of a thread share).
     static constexpr std::size_t client_buffer_size = 16 * 1024;
 
@@ -41,7 +41,7 @@ public:
     bool enforce_write_deadline(std::chrono::steady_clock::time_point now,
                                 std::chrono::milliseconds timeout);
 
-private:
+  private:
     // Client side.
     void do_read_client();
     void on_client_readable(const boost::system::error_code& ec);

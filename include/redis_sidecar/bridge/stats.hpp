@@ -17,19 +17,20 @@ struct bridge_stats {
     std::uint64_t commands_intercepted = 0;  ///< AUTH, HELLO … AUTH, QUIT answered locally
     std::uint64_t bytes_from_clients = 0;
     std::uint64_t bytes_to_clients = 0;
-    std::uint64_t recycled_clean = 0;  ///< upstream connections returned as they were
-    std::uint64_t discarded = 0;       ///< closed instead of returned (failed RESETs: pool_stats)
-    std::uint64_t protocol_errors = 0; ///< clients that sent something that is not RESP
+    std::uint64_t recycled_clean = 0;   ///< upstream connections returned as they were
+    std::uint64_t discarded = 0;        ///< closed instead of returned (failed RESETs: pool_stats)
+    std::uint64_t protocol_errors = 0;  ///< clients that sent something that is not RESP
     std::uint64_t readonly_replies = 0;
     std::uint64_t loading_replies = 0;
-    std::uint64_t upstream_unavailable = 0;  ///< clients closed because no connection came
-    std::uint64_t auth_failures = 0;         ///< wrong local client password
-    std::uint64_t client_resets = 0;         ///< client RESETs (connection re-authenticated)
-    std::uint64_t auth_other_user = 0;       ///< local AUTH naming another user than ours
-    std::uint64_t identity_discards = 0;     ///< closed: the client learned its identity
-    std::uint64_t reply_framing_errors = 0;  ///< clients closed: an upstream reply was not RESP
-    std::uint64_t client_write_timeouts = 0;    ///< clients closed: they stopped reading
-    std::uint64_t upstream_write_timeouts = 0;  ///< clients closed: the upstream stopped taking bytes
+    std::uint64_t upstream_unavailable = 0;   ///< clients closed because no connection came
+    std::uint64_t auth_failures = 0;          ///< wrong local client password
+    std::uint64_t client_resets = 0;          ///< client RESETs (connection re-authenticated)
+    std::uint64_t auth_other_user = 0;        ///< local AUTH naming another user than ours
+    std::uint64_t identity_discards = 0;      ///< closed: the client learned its identity
+    std::uint64_t reply_framing_errors = 0;   ///< clients closed: an upstream reply was not RESP
+    std::uint64_t client_write_timeouts = 0;  ///< clients closed: they stopped reading
+    std::uint64_t upstream_write_timeouts =
+        0;  ///< clients closed: the upstream stopped taking bytes
 };
 
 }  // namespace redis_sidecar::bridge

@@ -13,15 +13,15 @@ namespace redis_sidecar::config {
 /// What one address-carrying value held. A plain "host:port" fills host and maybe port; a URL
 /// can fill every field.
 struct parsed_address {
-    std::string host;                    ///< lower-cased name, IPv4, or IPv6 without brackets
-    std::optional<std::uint16_t> port;   ///< absent when the value named none
-    bool from_url = false;               ///< the value was a redis:// style URL
-    std::optional<bool> tls;             ///< from the URL scheme: rediss/valkeys → true
-    std::optional<std::string> username; ///< from the URL's user info, percent-decoded
-    std::optional<secret> password;      ///< from the URL's user info, percent-decoded
-    std::optional<unsigned> db;          ///< from the URL's path
-    bool had_query = false;              ///< the URL had a ?query, which is ignored
-    bool user_without_password = false;  ///< "redis://name@host": a user name and no password
+    std::string host;                     ///< lower-cased name, IPv4, or IPv6 without brackets
+    std::optional<std::uint16_t> port;    ///< absent when the value named none
+    bool from_url = false;                ///< the value was a redis:// style URL
+    std::optional<bool> tls;              ///< from the URL scheme: rediss/valkeys → true
+    std::optional<std::string> username;  ///< from the URL's user info, percent-decoded
+    std::optional<secret> password;       ///< from the URL's user info, percent-decoded
+    std::optional<unsigned> db;           ///< from the URL's path
+    bool had_query = false;               ///< the URL had a ?query, which is ignored
+    bool user_without_password = false;   ///< "redis://name@host": a user name and no password
 };
 
 /// Thrown for a value that cannot be an address; what() never contains the value's user info.

@@ -10,7 +10,7 @@ namespace redis_sidecar::config {
 /// JSON through config::to_json) yields "<redacted>"; only reveal() gives the bytes, and only the
 /// code that sends AUTH calls it.
 class secret {
-public:
+  public:
     secret() = default;
     explicit secret(std::string value) : value_(std::move(value)) {}
 
@@ -24,10 +24,12 @@ public:
 
     static constexpr const char* redacted = "<redacted>";
 
-private:
+  private:
     std::string value_;
 };
 
-inline std::string to_string(const secret&) { return secret::redacted; }
+inline std::string to_string(const secret&) {
+    return secret::redacted;
+}
 
 }  // namespace redis_sidecar::config

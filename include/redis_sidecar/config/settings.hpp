@@ -13,12 +13,12 @@ namespace redis_sidecar::config {
 
 /// TLS towards the upstream.
 struct tls_settings {
-    bool enabled = false;      ///< speak TLS to the upstream (ElastiCache in-transit encryption)
-    bool verify = true;        ///< verify the chain and the host name; off only by REDIS_TLS_SKIP_VERIFY
-    std::string server_name;   ///< SNI and name to verify; empty means the upstream host
-    std::string ca_file;       ///< PEM bundle; empty means the system trust store
-    std::string cert_file;     ///< client certificate (PEM) for tls-auth-clients; empty for none
-    std::string key_file;      ///< its private key (PEM); set exactly when cert_file is
+    bool enabled = false;  ///< speak TLS to the upstream (ElastiCache in-transit encryption)
+    bool verify = true;  ///< verify the chain and the host name; off only by REDIS_TLS_SKIP_VERIFY
+    std::string server_name;  ///< SNI and name to verify; empty means the upstream host
+    std::string ca_file;      ///< PEM bundle; empty means the system trust store
+    std::string cert_file;    ///< client certificate (PEM) for tls-auth-clients; empty for none
+    std::string key_file;     ///< its private key (PEM); set exactly when cert_file is
 };
 
 /// The Redis / Valkey / ElastiCache node the sidecar connects to.
@@ -36,19 +36,19 @@ struct upstream_settings {
 
 /// The warm upstream connection pool.
 struct pool_settings {
-    unsigned max_connections = 128;                          ///< upstream connections, at most
-    unsigned min_idle_connections = 2;                       ///< kept idle and ready
-    std::chrono::milliseconds connection_timeout{5000};      ///< DNS + TCP + TLS + AUTH, per try
-    std::chrono::milliseconds socket_timeout{5000};          ///< sidecar's own commands (PING, AUTH)
-    bool socket_keepalive = true;                            ///< TCP keepalive on upstream sockets
+    unsigned max_connections = 128;                      ///< upstream connections, at most
+    unsigned min_idle_connections = 2;                   ///< kept idle and ready
+    std::chrono::milliseconds connection_timeout{5000};  ///< DNS + TCP + TLS + AUTH, per try
+    std::chrono::milliseconds socket_timeout{5000};      ///< sidecar's own commands (PING, AUTH)
+    bool socket_keepalive = true;                        ///< TCP keepalive on upstream sockets
     std::chrono::milliseconds health_check_interval{10000};  ///< PING idle connections this often
 };
 
 /// Where local clients connect.
 struct listen_settings {
     std::optional<std::string> tcp = "127.0.0.1:6379";  ///< host:port; absent when turned off
-    std::optional<std::string> unix_path;                ///< unix socket path; absent for none
-    unsigned max_clients = 10000;                        ///< local clients at once (maxclients)
+    std::optional<std::string> unix_path;               ///< unix socket path; absent for none
+    unsigned max_clients = 10000;                       ///< local clients at once (maxclients)
     /// REDIS_SIDECAR_CLIENT_PASSWORD: local clients must AUTH with it; absent: AUTH optional.
     std::optional<secret> client_password;
     /// REDIS_SIDECAR_CLIENT_AUTH: "local" (a client's AUTH is answered by the sidecar; commands

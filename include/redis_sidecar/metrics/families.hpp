@@ -123,10 +123,12 @@ inline constexpr family clients_upstream_unavailable{
 inline constexpr family client_auth_failures{"redis_sidecar_client_auth_failures_total",
                                              metric_type::counter,
                                              "Local clients that sent a wrong password."};
-/// Local AUTH / HELLO AUTH naming another user than the sidecar's (REDIS_SIDECAR_CLIENT_AUTH=local).
+/// Local AUTH / HELLO AUTH naming another user than the sidecar's
+/// (REDIS_SIDECAR_CLIENT_AUTH=local).
 inline constexpr family client_auth_other_user{
     "redis_sidecar_client_auth_other_user_total", metric_type::counter,
-    "Local AUTHs naming another user than the sidecar's; their commands run as the sidecar's user."};
+    "Local AUTHs naming another user than the sidecar's; their commands run as the sidecar's "
+    "user."};
 /// Client RESETs: the connection was reset and re-authenticated as the sidecar's user.
 inline constexpr family client_resets{
     "redis_sidecar_client_resets_total", metric_type::counter,
@@ -137,7 +139,8 @@ inline constexpr family reply_framing_errors{
     "Local clients closed because an upstream reply was not valid RESP."};
 /// Clients closed by the write deadline.
 inline constexpr family write_timeouts{
-    "redis_sidecar_write_timeouts_total", metric_type::counter,
+    "redis_sidecar_write_timeouts_total",
+    metric_type::counter,
     "Local clients closed because a write to them (peer=client) or to their upstream "
     "connection (peer=upstream) took longer than the socket timeout.",
     {"peer"}};
@@ -214,27 +217,29 @@ inline constexpr family process_start_time{"redis_sidecar_process_start_time_sec
 // Secret rotation and failover (from upstream::pool_stats and the app's secret watcher).
 
 /// New credentials taken from a rotated secret.
-inline constexpr family credential_rotations{"redis_sidecar_credential_rotations_total",
-                                             metric_type::counter,
-                                             "Times new upstream credentials were taken from a rotated secret."};
+inline constexpr family credential_rotations{
+    "redis_sidecar_credential_rotations_total", metric_type::counter,
+    "Times new upstream credentials were taken from a rotated secret."};
 /// Opens that needed the previous password (the secret was rotated before the cache).
-inline constexpr family auth_fallbacks{"redis_sidecar_auth_fallbacks_total", metric_type::counter,
-                                       "Upstream connects that succeeded only with the previous password."};
+inline constexpr family auth_fallbacks{
+    "redis_sidecar_auth_fallbacks_total", metric_type::counter,
+    "Upstream connects that succeeded only with the previous password."};
 /// Idle connections re-authenticated in place after a rotation.
-inline constexpr family pool_reauths{"redis_sidecar_pool_reauths_total", metric_type::counter,
-                                     "Idle upstream connections re-authenticated in place after a rotation."};
+inline constexpr family pool_reauths{
+    "redis_sidecar_pool_reauths_total", metric_type::counter,
+    "Idle upstream connections re-authenticated in place after a rotation."};
 /// Secret reloads that found bad input and kept the last good values.
-inline constexpr family secret_reload_failures{"redis_sidecar_secret_reload_failures_total",
-                                               metric_type::counter,
-                                               "Secret reloads that failed (unreadable, empty) and kept the last good values."};
+inline constexpr family secret_reload_failures{
+    "redis_sidecar_secret_reload_failures_total", metric_type::counter,
+    "Secret reloads that failed (unreadable, empty) and kept the last good values."};
 /// The upstream went from master to replica.
-inline constexpr family upstream_demotions{"redis_sidecar_upstream_demotions_total",
-                                           metric_type::counter,
-                                           "Times the upstream answered as a replica after being the primary (failover)."};
+inline constexpr family upstream_demotions{
+    "redis_sidecar_upstream_demotions_total", metric_type::counter,
+    "Times the upstream answered as a replica after being the primary (failover)."};
 /// Idle connections dropped because the upstream was demoted (READONLY or role change).
-inline constexpr family pool_failover_discards{"redis_sidecar_pool_failover_discards_total",
-                                               metric_type::counter,
-                                               "Idle upstream connections dropped because the upstream was demoted."};
+inline constexpr family pool_failover_discards{
+    "redis_sidecar_pool_failover_discards_total", metric_type::counter,
+    "Idle upstream connections dropped because the upstream was demoted."};
 
 /// Every family, in export order.
 inline constexpr std::array<const family*, 46> all_families = {

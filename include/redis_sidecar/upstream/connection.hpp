@@ -1,10 +1,10 @@
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <openssl/ssl.h>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
 #include <chrono>
@@ -32,7 +32,7 @@ class connection;
 /// Receives what the upstream sends on a connection. A connection always has one read pending;
 /// its bytes go to the current reader (the leasing client, or the pool while idle).
 class reader {
-public:
+  public:
     virtual ~reader() = default;
     /// New bytes, valid only during the call unless the reader pauses the connection: return
     /// false to pause reading (the bytes stay valid until connection::resume_reading()).
@@ -56,7 +56,7 @@ struct open_step {
 /// through them, and OpenSSL's buffers released while idle (SSL_MODE_RELEASE_BUFFERS). Asio is
 /// used only to wait for readiness.
 class connection : public std::enable_shared_from_this<connection> {
-public:
+  public:
     /// Size of the buffer each read fills; also the most a reader gets per call.
     static constexpr std::size_t read_buffer_size = 16 * 1024;
     using write_handler = std::function<void(const boost::system::error_code&, std::size_t)>;
@@ -118,7 +118,7 @@ public:
         int last_errno = 0;    ///< errno of the last failed send()/recv()
     };
 
-private:
+  private:
     void do_read();
     void tls_read();
     void wait_readable();
@@ -191,7 +191,6 @@ struct command_result {
     std::vector<resp::reply> replies;
 };
 void async_command(const std::shared_ptr<connection>& c, std::string formatted, std::size_t replies,
-                   std::chrono::milliseconds timeout,
-                   std::function<void(command_result)> handler);
+                   std::chrono::milliseconds timeout, std::function<void(command_result)> handler);
 
 }  // namespace redis_sidecar::upstream

@@ -44,7 +44,9 @@ inline constexpr int error_count = static_cast<int>(error::server_error) + 1;
 
 const std::error_category& category();
 
-inline std::error_code make_error_code(error e) { return {static_cast<int>(e), category()}; }
+inline std::error_code make_error_code(error e) {
+    return {static_cast<int>(e), category()};
+}
 
 /// A short stable name for metrics and logs: "dns_failure", "timeout", ...
 std::string_view label(error e);

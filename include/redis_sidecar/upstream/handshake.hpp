@@ -34,10 +34,10 @@ handshake make_handshake(const config::upstream_settings& upstream, std::string_
 
 /// What the server said about itself in its HELLO reply.
 struct server_info {
-    std::string version;       ///< "7.0.15"; empty for servers without HELLO
-    std::string role;          ///< "master" or "replica"; empty when unknown
-    std::string mode;          ///< "standalone", "cluster" or "sentinel"
-    long long client_id = 0;   ///< the connection's CLIENT ID (HELLO's "id"); 0 when unknown
+    std::string version;      ///< "7.0.15"; empty for servers without HELLO
+    std::string role;         ///< "master" or "replica"; empty when unknown
+    std::string mode;         ///< "standalone", "cluster" or "sentinel"
+    long long client_id = 0;  ///< the connection's CLIENT ID (HELLO's "id"); 0 when unknown
     bool supports_hello = true;
 };
 

@@ -12,12 +12,12 @@ namespace redis_sidecar::upstream {
 /// many) and, after failed opens, exponential backoff with full jitter. Socket-free and
 /// clock-free: every call is given the time, so tests drive it without sleeping.
 class connect_pacer {
-public:
+  public:
     using clock = std::chrono::steady_clock;
 
     struct options {
         double max_per_second = 50;
-        std::chrono::milliseconds backoff_base{100};  ///< backoff after n failures: a random
+        std::chrono::milliseconds backoff_base{100};   ///< backoff after n failures: a random
         std::chrono::milliseconds backoff_max{10000};  ///< wait in [0, min(max, base·2^(n-1))]
     };
 
@@ -25,8 +25,8 @@ public:
     connect_pacer(options o, clock::time_point now, std::uint32_t seed);
 
     struct grant {
-        std::size_t count = 0;                  ///< opens that may start now
-        std::optional<clock::time_point> again; ///< when to ask for the rest; none: all granted
+        std::size_t count = 0;                   ///< opens that may start now
+        std::optional<clock::time_point> again;  ///< when to ask for the rest; none: all granted
     };
     /// Asks to start `wanted` opens at `now`.
     grant request(std::size_t wanted, clock::time_point now);
@@ -43,7 +43,7 @@ public:
     /// The current backoff ceiling: min(max, base·2^(failures-1)); zero without failures.
     std::chrono::milliseconds backoff_ceiling() const;
 
-private:
+  private:
     bool take_token(clock::time_point now);
 
     options options_;

@@ -32,7 +32,7 @@ struct pool_options {
     std::chrono::milliseconds acquire_timeout{5000};   ///< a waiter gets pool_timeout after this
     std::chrono::milliseconds health_interval{10000};  ///< PING idle connections this often
     std::chrono::milliseconds max_lifetime{std::chrono::hours(1)};  ///< then replaced
-    std::chrono::milliseconds backoff_base{100};  ///< reconnect backoff: full jitter in
+    std::chrono::milliseconds backoff_base{100};   ///< reconnect backoff: full jitter in
     std::chrono::milliseconds backoff_max{10000};  ///< [0, min(max, base * 2^failures)]
     double max_connects_per_second = 50;           ///< new connections, at most
     std::size_t max_waiters = 10000;               ///< queued acquirers, at most
@@ -49,7 +49,7 @@ using acquire_handler = std::function<void(std::error_code, std::shared_ptr<conn
 /// Keeps warm, authenticated connections to one upstream. Single-threaded: every call and every
 /// handler runs on the pool's executor.
 class pool : public std::enable_shared_from_this<pool>, private reader {
-public:
+  public:
     pool(asio::any_io_executor ex, const config::upstream_settings& upstream, tls_client* tls,
          pool_options options, resolver_fn resolver);
     ~pool() override;
@@ -85,7 +85,8 @@ public:
     /// them tries the previous ones once (the Secret was updated before the cache). Idle
     /// connections re-authenticate in place at the next health round; leased ones are left
     /// alone (they stay authenticated). No-op when nothing changed.
-    void update_credentials(std::optional<std::string> username, std::optional<config::secret> password);
+    void update_credentials(std::optional<std::string> username,
+                            std::optional<config::secret> password);
 
     /// The credentials, db and TLS settings connections are opened with now.
     const config::upstream_settings& upstream() const { return upstream_; }
@@ -100,7 +101,7 @@ public:
     /// Called after every change of the counts or role (for probes and logs).
     void on_change(std::function<void()> f) { on_change_ = std::move(f); }
 
-private:
+  private:
     struct waiter {
         acquire_handler handler;
         std::unique_ptr<asio::steady_timer> timer;

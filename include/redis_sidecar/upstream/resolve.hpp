@@ -18,7 +18,8 @@ using tcp = boost::asio::ip::tcp;
 /// Turns a host name into addresses. The seam where tests (and the test-only hosts file)
 /// replace DNS.
 using resolve_handler = std::function<void(std::error_code, std::vector<tcp::endpoint>)>;
-using resolver_fn = std::function<void(const std::string& host, std::uint16_t port, resolve_handler)>;
+using resolver_fn =
+    std::function<void(const std::string& host, std::uint16_t port, resolve_handler)>;
 
 /// DNS through the system resolver (getaddrinfo on Asio's resolver thread).
 resolver_fn system_resolver(boost::asio::any_io_executor ex);
@@ -28,6 +29,7 @@ resolver_fn system_resolver(boost::asio::any_io_executor ex);
 resolver_fn hosts_file_resolver(std::string path, resolver_fn fallback);
 
 /// The system resolver, behind the test-only hosts file when the settings name one.
-resolver_fn make_resolver(boost::asio::any_io_executor ex, const config::upstream_settings& upstream);
+resolver_fn make_resolver(boost::asio::any_io_executor ex,
+                          const config::upstream_settings& upstream);
 
 }  // namespace redis_sidecar::upstream

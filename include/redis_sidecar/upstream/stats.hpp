@@ -38,20 +38,21 @@ struct pool_stats {
     std::size_t opening = 0;  ///< connects in flight
 
     // Counters.
-    std::uint64_t connects = 0;                               ///< opens that succeeded
-    std::array<std::uint64_t, error_count> failures{};        ///< opens that failed, by class
-    std::uint64_t discards = 0;        ///< connections closed as unusable or old
+    std::uint64_t connects = 0;                         ///< opens that succeeded
+    std::array<std::uint64_t, error_count> failures{};  ///< opens that failed, by class
+    std::uint64_t discards = 0;                         ///< connections closed as unusable or old
     std::uint64_t reuses = 0;          ///< connections that went back to idle after a lease
     std::uint64_t resets = 0;          ///< of those, after RESET + re-authentication
     std::uint64_t reset_failures = 0;  ///< connections closed because that RESET failed
-    std::uint64_t health_checks = 0;  ///< PINGs sent to idle connections
+    std::uint64_t health_checks = 0;   ///< PINGs sent to idle connections
     std::uint64_t acquire_timeouts = 0;
     std::uint64_t dns_lookups = 0;
     std::uint64_t dns_changes = 0;  ///< the upstream's address differed from the last lookup's
     std::uint64_t credential_rotations = 0;  ///< new username/password taken (secret rotation)
-    std::uint64_t auth_fallbacks = 0;  ///< opens that needed the previous password (cache not rotated yet)
-    std::uint64_t reauths = 0;         ///< idle connections re-authenticated in place
-    std::uint64_t demotions = 0;       ///< the upstream went from master to replica (failover)
+    std::uint64_t auth_fallbacks =
+        0;                      ///< opens that needed the previous password (cache not rotated yet)
+    std::uint64_t reauths = 0;  ///< idle connections re-authenticated in place
+    std::uint64_t demotions = 0;          ///< the upstream went from master to replica (failover)
     std::uint64_t readonly_discards = 0;  ///< idle connections dropped after a READONLY reply
     latency_histogram handshake_latency;  ///< TCP + TLS + HELLO/AUTH + PING
 

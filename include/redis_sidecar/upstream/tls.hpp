@@ -15,7 +15,7 @@ namespace redis_sidecar::upstream {
 /// The one TLS client context of the process (built once from settings) and the last session
 /// the upstream gave us, so that reconnects resume instead of doing a full handshake.
 class tls_client {
-public:
+  public:
     /// Loads the CA file (or the system trust store), the client certificate and key; TLS 1.2 is
     /// the minimum. Throws std::runtime_error naming the file that could not be used.
     explicit tls_client(const config::tls_settings& settings);
@@ -32,7 +32,7 @@ public:
     /// Keeps the session of a finished handshake for the next connection.
     void remember_session(SSL* ssl);
 
-private:
+  private:
     config::tls_settings settings_;
     boost::asio::ssl::context context_;
     std::mutex mutex_;

@@ -9,11 +9,11 @@
 #include <optional>
 #include <sstream>
 
+#include "exports.hpp"
 #include "identity.hpp"
 #include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/log/logger.hpp"
-#include "redis_sidecar/metrics/families.hpp"
 #include "redis_sidecar/resp/command.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 
@@ -26,7 +26,6 @@ namespace redis_sidecar::app {
 namespace {
 
 using namespace std::chrono_literals;
-namespace m = redis_sidecar::metrics;
 
 /// How often the drain checks whether the last client has left.
 constexpr auto drain_poll_interval = 50ms;
@@ -123,9 +122,7 @@ int sidecar::run() {
     pool_ =
         std::make_shared<upstream::pool>(io_.get_executor(), s.upstream, tls_.get(), options,
                                          upstream::make_resolver(io_.get_executor(), s.upstream));
-    pool_->on_change([this] {
-        if (pool_->stats().ever_connected) probes_.mark_startup_completed();
-    });
+    pool_->on_first_connect([this] { probes_.mark_startup_completed(); });
 
     session_context_ = std::make_shared<bridge::session_context>();
     session_context_->pool = pool_;
@@ -148,7 +145,11 @@ int sidecar::run() {
     src.ready = [this] { return probes_.ready(upstream_view()); };
     src.not_ready_reason = [this] { return probes_.check(upstream_view()).reason; };
     src.status = [this] { return status(); };
-    src.metrics = [this](metrics::registry& r) { fill_metrics(r); };
+    src.metrics = [this](metrics::registry& r) {
+        fill(r, stats());
+        if (r.misuses() > 0) log::error("metrics misuse", {{"detail", r.last_misuse()}});
+    };
+    src.metric_families = all_families();
     src.configz = [this] { return config::to_json(resolved_.values); };
     src.quit = [this] { begin_drain("POST /quitquitquit"); };
     admin_ = std::make_unique<http::admin_server>(io_.get_executor(), s.http.addr, std::move(src));
@@ -276,9 +277,18 @@ nlohmann::json sidecar::status() {
         p.server_version.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.server_version);
     j["upstream"] =
         config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
-    j["pool"] = {{"open", p.open},       {"idle", p.idle},       {"leased", p.leased},
-                 {"waiting", p.waiting}, {"opening", p.opening}, {"connects", p.connects}};
-    j["clients"] = bridge_stats_.clients;
+    // The figures /metrics exports too, from the same rows ("pool.open" → j["pool"]["open"]).
+    const auto view = stats();
+    for (const auto& e : exports()) {
+        if (e.status.empty()) continue;
+        const auto value = static_cast<std::uint64_t>(e.value(view));
+        const auto dot = e.status.find('.');
+        if (dot == std::string_view::npos) {
+            j[std::string(e.status)] = value;
+        } else {
+            j[std::string(e.status.substr(0, dot))][std::string(e.status.substr(dot + 1))] = value;
+        }
+    }
     j["upstream_info"] = upstream_info_;
     if (p.last_error.empty()) {
         j["last_error"] = nullptr;
@@ -312,66 +322,15 @@ void sidecar::sample_upstream_info() {
     });
 }
 
-void sidecar::fill_metrics(metrics::registry& r) const {
-    const auto& p = pool_->stats();
-    const auto& b = bridge_stats_;
-    r.set(m::pool_connections_open, static_cast<double>(p.open));
-    r.set(m::pool_connections_idle, static_cast<double>(p.idle));
-    r.set(m::pool_connections_leased, static_cast<double>(p.leased));
-    r.set(m::pool_connections_opening, static_cast<double>(p.opening));
-    r.set(m::pool_waiters, static_cast<double>(p.waiting));
-    r.set(m::upstream_connects, static_cast<double>(p.connects));
-    for (int i = 1; i < upstream::error_count; ++i) {
-        r.set(m::upstream_connect_failures,
-              {{"class", upstream::label(static_cast<upstream::error>(i))}},
-              static_cast<double>(p.failures[static_cast<std::size_t>(i)]));
-    }
-    r.set_histogram(m::upstream_handshake_duration, upstream::latency_histogram::bounds,
-                    p.handshake_latency.counts, p.handshake_latency.sum_seconds);
-    r.set(m::pool_discards, static_cast<double>(p.discards));
-    r.set(m::pool_reuses, static_cast<double>(p.reuses));
-    r.set(m::pool_health_checks, static_cast<double>(p.health_checks));
-    r.set(m::pool_acquire_timeouts, static_cast<double>(p.acquire_timeouts));
-    r.set(m::dns_lookups, static_cast<double>(p.dns_lookups));
-    r.set(m::dns_changes, static_cast<double>(p.dns_changes));
-    r.set(m::upstream_up, pool_->healthy() ? 1 : 0);
-    r.set(m::upstream_role, {{"role", p.role.empty() ? "unknown" : p.role}}, 1);
-    r.set(m::clients, static_cast<double>(b.clients));
-    r.set(m::clients_accepted, static_cast<double>(b.clients_accepted));
-    r.set(m::clients_rejected, static_cast<double>(b.clients_rejected));
-    r.set(m::clients_upstream_unavailable, static_cast<double>(b.upstream_unavailable));
-    r.set(m::client_auth_failures, static_cast<double>(b.auth_failures));
-    r.set(m::client_auth_other_user, static_cast<double>(b.auth_other_user));
-    r.set(m::client_resets, static_cast<double>(b.client_resets));
-    r.set(m::upstream_identity_discards, static_cast<double>(b.identity_discards));
-    r.set(m::reply_framing_errors, static_cast<double>(b.reply_framing_errors));
-    r.set(m::write_timeouts, {{"peer", "client"}}, static_cast<double>(b.client_write_timeouts));
-    r.set(m::write_timeouts, {{"peer", "upstream"}},
-          static_cast<double>(b.upstream_write_timeouts));
-    r.set(m::commands_forwarded, static_cast<double>(b.commands_forwarded));
-    r.set(m::commands_intercepted, static_cast<double>(b.commands_intercepted));
-    r.set(m::client_received_bytes, static_cast<double>(b.bytes_from_clients));
-    r.set(m::client_sent_bytes, static_cast<double>(b.bytes_to_clients));
-    r.set(m::upstream_recycles, {{"kind", "clean"}}, static_cast<double>(b.recycled_clean));
-    r.set(m::upstream_recycles, {{"kind", "reset"}}, static_cast<double>(p.resets));
-    r.set(m::upstream_recycle_discards, static_cast<double>(b.discarded + p.reset_failures));
-    r.set(m::client_protocol_errors, static_cast<double>(b.protocol_errors));
-    r.set(m::readonly_replies, static_cast<double>(b.readonly_replies));
-    r.set(m::loading_replies, static_cast<double>(b.loading_replies));
-    for (auto st : health::all_states) {
-        r.set(m::lifecycle_state, {{"state", health::name(st)}}, st == probes_.current() ? 1 : 0);
-    }
-    r.set(m::build_info, {{"version", REDIS_SIDECAR_VERSION}}, 1);
-    r.set(m::process_start_time,
-          std::chrono::duration<double>(started_at_.time_since_epoch()).count());
-    r.set(m::credential_rotations, static_cast<double>(p.credential_rotations));
-    r.set(m::auth_fallbacks, static_cast<double>(p.auth_fallbacks));
-    r.set(m::pool_reauths, static_cast<double>(p.reauths));
-    r.set(m::secret_reload_failures,
-          static_cast<double>(secrets_ ? secrets_->stats().failures : 0));
-    r.set(m::upstream_demotions, static_cast<double>(p.demotions));
-    r.set(m::pool_failover_discards, static_cast<double>(p.readonly_discards));
-    if (r.misuses() > 0) log::error("metrics misuse", {{"detail", r.last_misuse()}});
+stats_view sidecar::stats() const {
+    return {.pool = pool_->stats(),
+            .bridge = bridge_stats_,
+            .upstream_up = pool_->healthy(),
+            .state = probes_.current(),
+            .secret_reload_failures = secrets_ ? secrets_->stats().failures : 0,
+            .process_start_seconds =
+                std::chrono::duration<double>(started_at_.time_since_epoch()).count(),
+            .version = REDIS_SIDECAR_VERSION};
 }
 
 }  // namespace redis_sidecar::app

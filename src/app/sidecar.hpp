@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "exports.hpp"
 #include "redis_sidecar/bridge/listener.hpp"
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/health/probe_state.hpp"
@@ -38,7 +39,7 @@ class sidecar {
     health::upstream_view upstream_view() const;
     nlohmann::json status();
     void sample_upstream_info();
-    void fill_metrics(metrics::registry& r) const;
+    stats_view stats() const;
 
     config::resolution resolved_;
     config::inputs inputs_;

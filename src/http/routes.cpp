@@ -7,8 +7,6 @@
 #include <string>
 #include <utility>
 
-#include "redis_sidecar/metrics/families.hpp"
-
 namespace redis_sidecar::http {
 
 namespace beast_http = boost::beast::http;
@@ -51,9 +49,9 @@ bool ask(const std::function<bool()>& f) {
 }
 
 void fill_probe_metrics(metrics::registry& r, const sources& src, const probe_counts& c) {
-    r.set(metrics::probe_status, {{"probe", "livez"}}, ask(src.live) ? 1 : 0);
-    r.set(metrics::probe_status, {{"probe", "startupz"}}, ask(src.started) ? 1 : 0);
-    r.set(metrics::probe_status, {{"probe", "readyz"}}, ask(src.ready) ? 1 : 0);
+    r.set(probe_status, {{"probe", "livez"}}, ask(src.live) ? 1 : 0);
+    r.set(probe_status, {{"probe", "startupz"}}, ask(src.started) ? 1 : 0);
+    r.set(probe_status, {{"probe", "readyz"}}, ask(src.ready) ? 1 : 0);
     const struct {
         const char* probe;
         std::uint64_t ok, fail;
@@ -61,9 +59,8 @@ void fill_probe_metrics(metrics::registry& r, const sources& src, const probe_co
                 {"startupz", c.startupz_ok, c.startupz_fail},
                 {"readyz", c.readyz_ok, c.readyz_fail}};
     for (const auto& row : rows) {
-        r.set(metrics::probe_requests, {{"probe", row.probe}, {"code", "200"}},
-              static_cast<double>(row.ok));
-        r.set(metrics::probe_requests, {{"probe", row.probe}, {"code", "503"}},
+        r.set(probe_requests, {{"probe", row.probe}, {"code", "200"}}, static_cast<double>(row.ok));
+        r.set(probe_requests, {{"probe", row.probe}, {"code", "503"}},
               static_cast<double>(row.fail));
     }
 }
@@ -103,7 +100,9 @@ page read_route(std::string_view path, const sources& src, const probe_counts& c
                 to_text(src.configz ? src.configz() : nlohmann::json::object())};
     }
     if (path == "/metrics") {
-        metrics::registry r;
+        metrics::registry r(src.metric_families.empty()
+                                ? std::span<const metrics::family* const>(probe_families)
+                                : src.metric_families);
         if (src.metrics) src.metrics(r);
         fill_probe_metrics(r, src, counts);
         return {status::ok, metrics::registry::content_type, r.render()};

@@ -134,8 +134,6 @@ std::string escape_help(std::string_view v) {
     return out;
 }
 
-registry::registry() : registry(all_families) {}
-
 registry::registry(std::span<const family* const> families) {
     families_.reserve(families.size());
     for (const family* f : families) families_.push_back(family_values{f, {}, {}});

@@ -47,7 +47,17 @@ pool::pool(asio::any_io_executor ex, const config::upstream_settings& upstream, 
       pacer_({options_.max_connects_per_second, options_.backoff_base, options_.backoff_max},
              clock::now(), std::random_device{}()) {}
 
-pool::~pool() = default;
+// Idle connections (and opens in flight) call the pool by plain pointer: they must not outlive
+// it able to. Normally stop() ran first and this finds nothing.
+pool::~pool() {
+    for (auto& c : idle_) {
+        c->set_reader(nullptr);
+        c->close();
+    }
+    for (auto& w : in_flight_) {
+        if (auto c = w.lock()) c->close();
+    }
+}
 
 void pool::start() {
     running_ = true;
@@ -173,7 +183,7 @@ handshake pool::reauth() const {
 
 void pool::give(std::shared_ptr<connection> c) {
     if (c->epoch() != epoch_) {  // opened before a failover: it points at the old primary
-        ++stats_.readonly_discards;
+        ++stats_.failover_discards;
         discard(c);
         maintain();
         return;
@@ -352,7 +362,7 @@ void pool::drop_idle(const char* why) {
     auto idle = std::move(idle_);
     idle_.clear();
     for (auto& c : idle) {
-        ++stats_.readonly_discards;
+        ++stats_.failover_discards;
         discard(c);
     }
     update_counts();
@@ -414,7 +424,7 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
             {{"host", upstream_.host}, {"version", c->info().version}, {"role", c->info().role}});
     }
     pacer_.succeeded(clock::now());
-    stats_.ever_connected = true;
+    const bool first = !std::exchange(stats_.ever_connected, true);
     learn_role(c->info().role);
     if (!c->info().version.empty()) stats_.server_version = c->info().version;
     if (!running_) {
@@ -424,6 +434,7 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     }
     give(std::move(c));
     update_counts();
+    if (first && on_first_connect_) std::exchange(on_first_connect_, nullptr)();
     maintain();
 }
 
@@ -525,7 +536,6 @@ void pool::update_counts() {
     stats_.opening = opening_;
     stats_.waiting = waiters_.size();
     stats_.open = idle_.size() + leased_ + checking_;
-    if (on_change_) on_change_();
 }
 
 }  // namespace redis_sidecar::upstream

@@ -57,12 +57,25 @@ class admin_server_test : public ::testing::Test {
             return nlohmann::json{{"status", "ok"}, {"redis_available", true}};
         };
         src.configz = [] { return nlohmann::json{{"http", {{"addr", "127.0.0.1:0"}}}}; };
+        // The app's side of /metrics: three families of its own besides the probe families.
+        static constexpr metrics::family build_info{"redis_sidecar_build_info",
+                                                    metrics::metric_type::gauge,
+                                                    "Always 1; the version as a label.",
+                                                    {"version"}};
+        static constexpr metrics::family upstream_up{"redis_sidecar_upstream_up",
+                                                     metrics::metric_type::gauge, "1 when up."};
+        static constexpr metrics::family handshake{
+            "redis_sidecar_upstream_handshake_duration_seconds", metrics::metric_type::histogram,
+            "Time to open an upstream connection."};
+        static constexpr std::array<const metrics::family*, 5> families = {
+            &build_info, &upstream_up, &handshake, &probe_status, &probe_requests};
+        src.metric_families = families;
         src.metrics = [](metrics::registry& r) {
-            r.set(metrics::build_info, {{"version", "1.2.3"}}, 1);
-            r.set(metrics::upstream_up, 1);
+            r.set(build_info, {{"version", "1.2.3"}}, 1);
+            r.set(upstream_up, 1);
             static constexpr std::array<double, 2> bounds = {0.01, 0.1};
             static constexpr std::array<std::uint64_t, 3> counts = {4, 1, 1};
-            r.set_histogram(metrics::upstream_handshake_duration, bounds, counts, 1.25);
+            r.set_histogram(handshake, bounds, counts, 1.25);
         };
         src.quit = [this] { ++facts_.quits; };
         server_ = std::make_unique<admin_server>(ioc_.get_executor(), "127.0.0.1:0", src, limits);

@@ -323,7 +323,7 @@ TEST_F(pool_test, readonly_drops_idle_connections) {
     auto p = make_pool(plain(server.port()), o);
     ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
     p->note_readonly();
-    EXPECT_EQ(p->stats().readonly_discards, 3u);
+    EXPECT_EQ(p->stats().failover_discards, 3u);
     ASSERT_TRUE(run_until([&] { return p->stats().idle == 3; }, 5s));
     EXPECT_EQ(p->stats().connects, 6u);
     p->stop();

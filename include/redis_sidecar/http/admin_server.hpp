@@ -5,11 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,19 @@ namespace redis_sidecar::http {
 namespace detail {
 struct server_state;
 }
+
+/// The families the admin server exports itself, from its own probe counters.
+inline constexpr metrics::family probe_status{"redis_sidecar_probe_status",
+                                              metrics::metric_type::gauge,
+                                              "Current probe answer: 1 for 200, 0 for 503.",
+                                              {"probe"}};
+inline constexpr metrics::family probe_requests{
+    "redis_sidecar_probe_requests_total",
+    metrics::metric_type::counter,
+    "Probe requests served, by probe and HTTP status code.",
+    {"probe", "code"}};
+inline constexpr std::array<const metrics::family*, 2> probe_families = {&probe_status,
+                                                                         &probe_requests};
 
 /// What the admin server asks the app. Every function runs on the server's executor, during a
 /// request; an empty function means "false" for the probes, `{}` for the JSON routes, no app
@@ -40,6 +55,8 @@ struct sources {
     /// the server adds redis_sidecar_probe_status and redis_sidecar_probe_requests_total and
     /// renders it.
     std::function<void(metrics::registry&)> metrics;
+    /// Every family /metrics may hold (the app's and probe_families); empty: probe_families.
+    std::span<const metrics::family* const> metric_families;
     /// /configz body (the `config` subcommand's JSON, secrets redacted).
     std::function<nlohmann::json()> configz;
     /// POST /quitquitquit: begin graceful shutdown. Called after the 200 has been written.

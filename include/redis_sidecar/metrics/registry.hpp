@@ -49,8 +49,8 @@ std::string escape_label_value(std::string_view v);
 std::string escape_help(std::string_view v);
 
 /// A snapshot of metric values, filled by the app at scrape time and rendered as Prometheus
-/// text exposition format 0.0.4. Only declared families (all_families, or the list given to the
-/// constructor) are accepted. Not thread-safe: fill and render on one thread.
+/// text exposition format 0.0.4. Only the families given to the constructor are accepted. Not
+/// thread-safe: fill and render on one thread.
 class registry {
   public:
     /// The content type of render()'s output.
@@ -61,9 +61,7 @@ class registry {
     /// The most histogram buckets (bounds) accepted.
     static constexpr std::size_t max_buckets = 64;
 
-    /// A registry of all_families.
-    registry();
-    /// A registry of the given families (tests); the pointers must outlive it.
+    /// A registry of the given families; the pointers must outlive it.
     explicit registry(std::span<const family* const> families);
 
     /// Sets the sample of counter or gauge `family_name` with `labels` (any order) to `value`,

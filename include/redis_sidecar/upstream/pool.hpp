@@ -98,8 +98,8 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     const pool_stats& stats() const { return stats_; }
     /// At least one healthy connection (idle or leased).
     bool healthy() const { return stats_.open > 0; }
-    /// Called after every change of the counts or role (for probes and logs).
-    void on_change(std::function<void()> f) { on_change_ = std::move(f); }
+    /// Called once, when the first connection has opened (the sidecar's startup mark).
+    void on_first_connect(std::function<void()> f) { on_first_connect_ = std::move(f); }
 
   private:
     struct waiter {
@@ -164,7 +164,7 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     std::string last_address_;
     bool running_ = false;
     pool_stats stats_;
-    std::function<void()> on_change_;
+    std::function<void()> on_first_connect_;
 };
 
 }  // namespace redis_sidecar::upstream

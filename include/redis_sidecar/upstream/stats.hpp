@@ -52,8 +52,9 @@ struct pool_stats {
     std::uint64_t auth_fallbacks =
         0;                      ///< opens that needed the previous password (cache not rotated yet)
     std::uint64_t reauths = 0;  ///< idle connections re-authenticated in place
-    std::uint64_t demotions = 0;          ///< the upstream went from master to replica (failover)
-    std::uint64_t readonly_discards = 0;  ///< idle connections dropped after a READONLY reply
+    std::uint64_t demotions = 0;  ///< the upstream went from master to replica (failover)
+    std::uint64_t failover_discards =
+        0;  ///< dropped after a demotion: idle ones, and any opened before it
     latency_histogram handshake_latency;  ///< TCP + TLS + HELLO/AUTH + PING
 
     // Facts.

@@ -1,0 +1,236 @@
+#include "exports.hpp"
+
+#include <array>
+
+#include "redis_sidecar/http/admin_server.hpp"
+
+namespace redis_sidecar::app {
+
+namespace {
+
+using metrics::family;
+using metrics::metric_type;
+using metrics::registry;
+using P = upstream::pool_stats;
+using B = bridge::bridge_stats;
+
+constexpr auto counter = metric_type::counter;
+constexpr auto gauge = metric_type::gauge;
+
+template <auto member>
+double pool(const stats_view& v) {
+    return static_cast<double>(v.pool.*member);
+}
+
+template <auto member>
+double bridge(const stats_view& v) {
+    return static_cast<double>(v.bridge.*member);
+}
+
+void connect_failures(registry& r, const family& f, const stats_view& v) {
+    for (int i = 1; i < upstream::error_count; ++i) {
+        const auto kind = static_cast<upstream::error>(i);
+        r.set(f, {{"class", upstream::label(kind)}},
+              static_cast<double>(v.pool.failures[static_cast<std::size_t>(i)]));
+    }
+}
+
+void handshake_duration(registry& r, const family& f, const stats_view& v) {
+    const auto& h = v.pool.handshake_latency;
+    r.set_histogram(f, upstream::latency_histogram::bounds, h.counts, h.sum_seconds);
+}
+
+void role(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"role", v.pool.role.empty() ? "unknown" : v.pool.role}}, 1);
+}
+
+void write_timeouts(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"peer", "client"}}, static_cast<double>(v.bridge.client_write_timeouts));
+    r.set(f, {{"peer", "upstream"}}, static_cast<double>(v.bridge.upstream_write_timeouts));
+}
+
+void recycles(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"kind", "clean"}}, static_cast<double>(v.bridge.recycled_clean));
+    r.set(f, {{"kind", "reset"}}, static_cast<double>(v.pool.resets));
+}
+
+double recycle_discards(const stats_view& v) {
+    return static_cast<double>(v.bridge.discarded + v.pool.reset_failures);
+}
+
+void lifecycle(registry& r, const family& f, const stats_view& v) {
+    for (auto st : health::all_states)
+        r.set(f, {{"state", health::name(st)}}, st == v.state ? 1 : 0);
+}
+
+void build_info(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"version", v.version}}, 1);
+}
+
+// clang-format off
+const exported app_exports[] = {
+    // Upstream connection pool (upstream::pool_stats).
+    {{"redis_sidecar_pool_connections_open", gauge,
+      "Upstream connections open (idle, leased or being health-checked)."},
+     pool<&P::open>, nullptr, "pool.open"},
+    {{"redis_sidecar_pool_connections_idle", gauge, "Upstream connections idle in the pool."},
+     pool<&P::idle>, nullptr, "pool.idle"},
+    {{"redis_sidecar_pool_connections_leased", gauge, "Upstream connections leased to local clients."},
+     pool<&P::leased>, nullptr, "pool.leased"},
+    {{"redis_sidecar_pool_connections_opening", gauge,
+      "Upstream connects in flight (DNS, TCP, TLS, AUTH, PING)."},
+     pool<&P::opening>, nullptr, "pool.opening"},
+    {{"redis_sidecar_pool_waiters", gauge, "Local clients waiting for an upstream connection."},
+     pool<&P::waiting>, nullptr, "pool.waiting"},
+    {{"redis_sidecar_upstream_connects_total", counter,
+      "Upstream connections opened successfully (TLS, AUTH and PING done)."},
+     pool<&P::connects>, nullptr, "pool.connects"},
+    {{"redis_sidecar_upstream_connect_failures_total", counter,
+      "Upstream connection attempts that failed, by error class.", {"class"}},
+     nullptr, connect_failures},
+    {{"redis_sidecar_upstream_handshake_duration_seconds", metric_type::histogram,
+      "Time to open an upstream connection: DNS, TCP, TLS, HELLO/AUTH and PING."},
+     nullptr, handshake_duration},
+    {{"redis_sidecar_pool_discards_total", counter,
+      "Pooled upstream connections closed as unusable or past their maximum lifetime."},
+     pool<&P::discards>},
+    {{"redis_sidecar_pool_reuses_total", counter,
+      "Upstream connections returned to the idle pool after a lease."},
+     pool<&P::reuses>},
+    {{"redis_sidecar_pool_health_checks_total", counter,
+      "Health-check PINGs sent to idle upstream connections."},
+     pool<&P::health_checks>},
+    {{"redis_sidecar_pool_acquire_timeouts_total", counter,
+      "Local clients that waited for an upstream connection longer than the bound."},
+     pool<&P::acquire_timeouts>},
+    {{"redis_sidecar_dns_lookups_total", counter, "DNS lookups of the upstream host."},
+     pool<&P::dns_lookups>},
+    {{"redis_sidecar_dns_changes_total", counter,
+      "DNS lookups whose addresses differed from the previous lookup (failover)."},
+     pool<&P::dns_changes>},
+    {{"redis_sidecar_upstream_up", gauge, "1 when at least one healthy upstream connection is open."},
+     [](const stats_view& v) { return v.upstream_up ? 1.0 : 0.0; }},
+    {{"redis_sidecar_upstream_role", gauge,
+      "The upstream's replication role (1 for the current one).", {"role"}},
+     nullptr, role},
+
+    // Local clients (bridge::bridge_stats).
+    {{"redis_sidecar_clients", gauge, "Local clients connected."}, bridge<&B::clients>, nullptr,
+     "clients"},
+    {{"redis_sidecar_clients_accepted_total", counter, "Local client connections accepted."},
+     bridge<&B::clients_accepted>},
+    {{"redis_sidecar_clients_rejected_total", counter,
+      "Local client connections refused over the bound."},
+     bridge<&B::clients_rejected>},
+    {{"redis_sidecar_clients_upstream_unavailable_total", counter,
+      "Local clients closed because no upstream connection became available."},
+     bridge<&B::upstream_unavailable>},
+    {{"redis_sidecar_client_auth_failures_total", counter,
+      "Local clients that sent a wrong password."},
+     bridge<&B::auth_failures>},
+    {{"redis_sidecar_client_auth_other_user_total", counter,
+      "Local AUTHs naming another user than the sidecar's; their commands run as the sidecar's "
+      "user."},
+     bridge<&B::auth_other_user>},
+    {{"redis_sidecar_client_resets_total", counter,
+      "Client RESETs (the upstream connection reset and re-authenticated as the sidecar's user)."},
+     bridge<&B::client_resets>},
+    {{"redis_sidecar_reply_framing_errors_total", counter,
+      "Local clients closed because an upstream reply was not valid RESP."},
+     bridge<&B::reply_framing_errors>},
+    {{"redis_sidecar_write_timeouts_total", counter,
+      "Local clients closed because a write to them (peer=client) or to their upstream "
+      "connection (peer=upstream) took longer than the socket timeout.", {"peer"}},
+     nullptr, write_timeouts},
+    {{"redis_sidecar_upstream_identity_discards_total", counter,
+      "Upstream connections closed, not reused, because their client learned the connection's "
+      "identity (CLIENT ID / INFO) or turned on tracking."},
+     bridge<&B::identity_discards>},
+    {{"redis_sidecar_commands_forwarded_total", counter,
+      "Client commands forwarded to the upstream."},
+     bridge<&B::commands_forwarded>},
+    {{"redis_sidecar_commands_intercepted_total", counter,
+      "Client commands answered by the sidecar itself (AUTH, HELLO with AUTH, QUIT)."},
+     bridge<&B::commands_intercepted>},
+    {{"redis_sidecar_client_received_bytes_total", counter, "Bytes received from local clients."},
+     bridge<&B::bytes_from_clients>},
+    {{"redis_sidecar_client_sent_bytes_total", counter, "Bytes sent to local clients."},
+     bridge<&B::bytes_to_clients>},
+    {{"redis_sidecar_upstream_recycles_total", counter,
+      "Upstream connections returned to the pool after a client left, by kind (clean, reset).",
+      {"kind"}},
+     nullptr, recycles},
+    {{"redis_sidecar_upstream_recycle_discards_total", counter,
+      "Upstream connections closed after a client left instead of being returned."},
+     recycle_discards},
+    {{"redis_sidecar_client_protocol_errors_total", counter,
+      "Local clients that sent something that is not RESP."},
+     bridge<&B::protocol_errors>},
+    {{"redis_sidecar_readonly_replies_total", counter,
+      "READONLY error replies seen from the upstream."},
+     bridge<&B::readonly_replies>},
+    {{"redis_sidecar_loading_replies_total", counter, "LOADING error replies seen from the upstream."},
+     bridge<&B::loading_replies>},
+
+    // Lifecycle.
+    {{"redis_sidecar_state", gauge,
+      "Lifecycle state (starting, ready, draining, stopped): 1 for the current one.", {"state"}},
+     nullptr, lifecycle},
+    {{"redis_sidecar_build_info", gauge, "Always 1; the sidecar's version as a label.",
+      {"version"}},
+     nullptr, build_info},
+    {{"redis_sidecar_process_start_time_seconds", gauge,
+      "Start time of the process since the Unix epoch."},
+     [](const stats_view& v) { return v.process_start_seconds; }},
+
+    // Secret rotation and failover.
+    {{"redis_sidecar_credential_rotations_total", counter,
+      "Times new upstream credentials were taken from a rotated secret."},
+     pool<&P::credential_rotations>},
+    {{"redis_sidecar_auth_fallbacks_total", counter,
+      "Upstream connects that succeeded only with the previous password."},
+     pool<&P::auth_fallbacks>},
+    {{"redis_sidecar_pool_reauths_total", counter,
+      "Idle upstream connections re-authenticated in place after a rotation."},
+     pool<&P::reauths>},
+    {{"redis_sidecar_secret_reload_failures_total", counter,
+      "Secret reloads that failed (unreadable, empty) and kept the last good values."},
+     [](const stats_view& v) { return static_cast<double>(v.secret_reload_failures); }},
+    {{"redis_sidecar_upstream_demotions_total", counter,
+      "Times the upstream answered as a replica after being the primary (failover)."},
+     pool<&P::demotions>},
+    {{"redis_sidecar_pool_failover_discards_total", counter,
+      "Upstream connections dropped, not reused, because the upstream was demoted: idle ones at "
+      "a READONLY reply or a replica's answer, and any opened before the failover."},
+     pool<&P::failover_discards>},
+};
+// clang-format on
+
+constexpr std::size_t app_count = std::size(app_exports);
+
+const std::array<const family*, app_count + http::probe_families.size()> every_family = [] {
+    std::array<const family*, app_count + http::probe_families.size()> all{};
+    std::size_t i = 0;
+    for (const auto& e : app_exports) all[i++] = &e.family;
+    for (const family* f : http::probe_families) all[i++] = f;
+    return all;
+}();
+
+}  // namespace
+
+std::span<const exported> exports() {
+    return app_exports;
+}
+
+std::span<const metrics::family* const> all_families() {
+    return every_family;
+}
+
+void fill(metrics::registry& r, const stats_view& v) {
+    for (const auto& e : app_exports) {
+        if (e.value != nullptr) r.set(e.family, e.value(v));
+        if (e.samples != nullptr) e.samples(r, e.family, v);
+    }
+}
+
+}  // namespace redis_sidecar::app

@@ -145,24 +145,27 @@ void listener::on_accept(const boost::system::error_code&, local_socket socket) 
     schedule_sweep();
 }
 
-// Runs while there are clients: every quarter of write_timeout (at least 50 ms).
+// Runs while there are clients: every quarter of write_timeout (at least 50 ms). A write found
+// pending at `limit` consecutive sweeps has been pending for write_timeout at least, and at
+// most a period more.
 void listener::schedule_sweep() {
     if (sweeping_ || sessions_.empty()) return;
     sweeping_ = true;
     const auto period = std::max(ctx_->write_timeout / 4, std::chrono::milliseconds(50));
+    const auto limit = static_cast<unsigned>(std::max<std::chrono::milliseconds::rep>(
+        1, (ctx_->write_timeout + period - std::chrono::milliseconds(1)) / period));
     sweep_timer_.expires_after(period);
     sweep_timer_.async_wait(
-        [this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+        [this, limit, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
             if (ec || alive.expired()) return;  // the listener is going away
             sweeping_ = false;
-            const auto now = std::chrono::steady_clock::now();
             std::vector<std::shared_ptr<session>> live;
             live.reserve(sessions_.size());
             for (auto& [ptr, weak] : sessions_) {
                 if (auto s = weak.lock()) live.push_back(std::move(s));
             }
             // enforce_write_deadline may end a session, which erases it from sessions_.
-            for (auto& s : live) s->enforce_write_deadline(now, ctx_->write_timeout);
+            for (auto& s : live) s->enforce_write_deadline(limit);
             schedule_sweep();
         });
 }

@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 
@@ -81,7 +82,7 @@ void session::flush_to_upstream() {
         return;
     }
     upstream_writing_ = true;
-    upstream_write_started_ = std::chrono::steady_clock::now();
+    upstream_watch_.started();
     out_writing_.swap(out);
     out.clear();
     up_->async_write(asio::buffer(out_writing_),
@@ -152,7 +153,7 @@ void session::pump() {
             return;
         case client_write::kind::local:
             client_writing_ = true;
-            client_write_started_ = std::chrono::steady_clock::now();
+            client_watch_.started();
             local_writing_ = std::move(w.local);
             asio::async_write(client_, asio::buffer(local_writing_),
                               [self = shared_from_this(), close_after = w.close_after](
@@ -169,7 +170,7 @@ void session::pump() {
             return;
         case client_write::kind::upstream:
             client_writing_ = true;
-            client_write_started_ = std::chrono::steady_clock::now();
+            client_watch_.started();
             asio::async_write(client_, asio::buffer(w.bytes.data(), w.bytes.size()),
                               [self = shared_from_this()](const boost::system::error_code& ec,
                                                           std::size_t written) {
@@ -194,16 +195,15 @@ void session::pump() {
 // ---------------------------------------------------------------------------------------------
 // Ending
 
-bool session::enforce_write_deadline(std::chrono::steady_clock::time_point now,
-                                     std::chrono::milliseconds timeout) {
+bool session::enforce_write_deadline(unsigned limit) {
     if (finished_) return false;
-    const bool client_stuck = client_writing_ && now - client_write_started_ > timeout;
-    const bool upstream_stuck = upstream_writing_ && now - upstream_write_started_ > timeout;
+    const bool client_stuck = client_watch_.stalled(client_writing_, limit);
+    const bool upstream_stuck = upstream_watch_.stalled(upstream_writing_, limit);
     if (!client_stuck && !upstream_stuck) return false;
     const char* peer = client_stuck ? "client" : "upstream";
     ++(client_stuck ? ctx_->stats->client_write_timeouts : ctx_->stats->upstream_write_timeouts);
     log::warn("write timed out; closing the client",
-              {{"peer", peer}, {"timeout", std::to_string(timeout.count()) + "ms"}});
+              {{"peer", peer}, {"timeout", config::format_duration(ctx_->write_timeout)}});
     // Half-written: neither side's stream can be trusted. upstream_failed() makes the core
     // discard the connection; a stuck client write leaves replies owed, which does too.
     core_.upstream_failed();

@@ -3,6 +3,7 @@
 // byte at a time and in random pieces (both directions), and must give the same result.
 
 #include "redis_sidecar/bridge/core.hpp"
+#include "redis_sidecar/bridge/session.hpp"
 
 #include <gtest/gtest.h>
 
@@ -289,6 +290,44 @@ std::vector<core_case> cases() {
 
 INSTANTIATE_TEST_SUITE_P(cases, core_test, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace redis_sidecar::bridge
+
+namespace redis_sidecar::bridge {
+namespace {
+
+// The write deadline's bookkeeping: a counter per write, checked by a periodic sweep.
+TEST(write_watch, the_same_write_pending_at_limit_sweeps_is_stalled) {
+    write_watch w;
+    w.started();
+    EXPECT_FALSE(w.stalled(true, 4));  // first sighting of this write
+    EXPECT_FALSE(w.stalled(true, 4));
+    EXPECT_FALSE(w.stalled(true, 4));
+    EXPECT_FALSE(w.stalled(true, 4));
+    EXPECT_TRUE(w.stalled(true, 4));  // pending at 4 more sweeps: at least 4 periods
+}
+
+TEST(write_watch, writes_that_complete_between_sweeps_never_stall) {
+    write_watch w;
+    for (int i = 0; i < 100; ++i) {
+        w.started();  // a new write each period, each one still pending at the sweep
+        EXPECT_FALSE(w.stalled(true, 2));
+    }
+    // Nothing pending: no deadline, however long.
+    for (int i = 0; i < 10; ++i) EXPECT_FALSE(w.stalled(false, 2));
+}
+
+TEST(write_watch, a_new_write_restarts_the_count) {
+    write_watch w;
+    w.started();
+    EXPECT_FALSE(w.stalled(true, 2));
+    EXPECT_FALSE(w.stalled(true, 2));
+    w.started();
+    EXPECT_FALSE(w.stalled(true, 2));
+    EXPECT_FALSE(w.stalled(true, 2));
+    EXPECT_TRUE(w.stalled(true, 2));
+}
 
 }  // namespace
 }  // namespace redis_sidecar::bridge

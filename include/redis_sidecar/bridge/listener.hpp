@@ -17,9 +17,10 @@ namespace redis_sidecar::bridge {
 /// (REDIS_SIDECAR_SOCKET) and runs a session for each. Single-threaded.
 ///
 /// Write deadlines: one timer sweeps the sessions a few times per write_timeout and ends those
-/// with a write pending for longer (session::enforce_write_deadline). A timer per write would
-/// cost a timer-queue update (often a timerfd_settime system call) for every request; the sweep
-/// costs a clock read per write, and a timeout fires between 1× and 1.25× write_timeout late.
+/// whose write was found pending at enough consecutive sweeps (session::enforce_write_deadline).
+/// A timer per write would cost a timer-queue update (often a timerfd_settime system call) for
+/// every request, a timestamp a clock read; a write_watch costs an increment. A timeout fires
+/// between 1× and 1.25× write_timeout late.
 class listener {
   public:
     /// Clients beyond this get "-ERR max number of clients reached" (Redis' maxclients default).

@@ -2,8 +2,8 @@
 
 #include <boost/asio/generic/stream_protocol.hpp>
 
-#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +16,27 @@ namespace redis_sidecar::bridge {
 
 namespace asio = boost::asio;
 using local_socket = asio::generic::stream_protocol::socket;
+
+/// Tells a write that makes no progress from one that merely follows others: the shell calls
+/// started() at every write it begins (a counter, no clock), a periodic sweep calls stalled().
+/// Socket-free.
+struct write_watch {
+    std::uint32_t writes = 0;  ///< writes begun
+    std::uint32_t seen = 0;    ///< `writes` at the last sweep
+    unsigned sweeps = 0;       ///< consecutive sweeps that found that same write pending
+
+    void started() { ++writes; }
+    /// Once per sweep: whether the write pending now is the one pending at the last `limit`
+    /// sweeps (so it has been pending for at least `limit` sweep periods).
+    bool stalled(bool writing, unsigned limit) {
+        if (!writing || writes != seen) {
+            seen = writes;
+            sweeps = 0;
+            return false;
+        }
+        return ++sweeps >= limit;
+    }
+};
 
 /// One local client bridged onto one leased upstream connection: the Asio shell around a
 /// client_core, which decides everything about the protocol. The lease is taken when the core
@@ -34,12 +55,11 @@ class session final : public std::enable_shared_from_this<session>, private upst
     /// Closes the client now (shutdown after the drain bound).
     void close();
 
-    /// The write deadline (see listener): a write to the client or to the upstream that has
-    /// been pending for longer than `timeout` at `now` ends the session (a client that stopped
-    /// reading, an upstream that stopped taking bytes); the connection is not reused. Counted
-    /// in bridge_stats. Returns whether it did.
-    bool enforce_write_deadline(std::chrono::steady_clock::time_point now,
-                                std::chrono::milliseconds timeout);
+    /// The write deadline, called by the listener's sweep: a write to the client or to the
+    /// upstream found pending at `limit` consecutive sweeps ends the session (a client that
+    /// stopped reading, an upstream that stopped taking bytes); the connection is not reused.
+    /// Counted in bridge_stats. Returns whether it did.
+    bool enforce_write_deadline(unsigned limit);
 
   private:
     // Client side.
@@ -71,12 +91,12 @@ class session final : public std::enable_shared_from_this<session>, private upst
 
     std::string out_writing_;  // bytes being written upstream
     bool upstream_writing_ = false;
-    std::chrono::steady_clock::time_point upstream_write_started_{};
+    write_watch upstream_watch_;
     bool reading_client_ = false;
     std::string_view pending_upstream_;  // upstream bytes not yet written to the client
     bool upstream_paused_ = false;
     bool client_writing_ = false;
-    std::chrono::steady_clock::time_point client_write_started_{};
+    write_watch client_watch_;
     std::string local_writing_;
     bool finished_ = false;  // finish() ran: the client is closed, the lease returned
 };

@@ -227,6 +227,10 @@ std::span<const setting> table() {
          .env = {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL"}, .parse = timeout,
          .at = [](settings& s) -> member { return &s.pool.health_check_interval; },
          .help = "PING idle upstream connections this often"},
+        {.key = "pool.idle_timeout", .flag = "--idle-timeout", .env = {"REDIS_IDLE_TIMEOUT"},
+         .parse = delay, .at = [](settings& s) -> member { return &s.pool.idle_timeout; },
+         .help = "idle upstream connections above the minimum close after this long unused "
+                 "(0: never)"},
         {.key = "listen.tcp", .flag = "--listen", .env = {"REDIS_SIDECAR_LISTEN"},
          .parse = listen_addr, .at = [](settings& s) -> member { return &s.listen.tcp; },
          .help = "local TCP listener host:port, or off"},

@@ -32,6 +32,7 @@ pool_options options_from(const config::settings& s) {
     o.acquire_timeout = s.pool.connection_timeout;
     o.keepalive = s.pool.socket_keepalive;
     o.health_interval = s.pool.health_check_interval;
+    o.idle_timeout = s.pool.idle_timeout;
     return o;
 }
 
@@ -150,6 +151,7 @@ void pool::release(std::shared_ptr<connection> c, bool reusable) {
         discard(c);
     } else {
         ++stats_.reuses;
+        c->set_idle_since(clock::now());  // unused from now (a health round does not count)
         give(std::move(c));
     }
     update_counts();
@@ -432,6 +434,7 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
         update_counts();
         return;
     }
+    c->set_idle_since(clock::now());
     give(std::move(c));
     update_counts();
     if (first && on_first_connect_) std::exchange(on_first_connect_, nullptr)();
@@ -444,10 +447,21 @@ void pool::health_check() {
     auto idle = std::move(idle_);
     idle_.clear();
     bool role_probe_left = true;
+    // Least recently used first (leases take the back): those beyond min_idle that sat unused
+    // past idle_timeout close, so the pool shrinks back after a burst.
+    std::size_t surplus = idle.size() > options_.min_idle ? idle.size() - options_.min_idle : 0;
     for (auto& c : idle) {
         if (c->broken()) continue;
         if (now - c->created() > options_.max_lifetime) {
             discard(c);
+            continue;
+        }
+        if (surplus > 0 && options_.idle_timeout.count() > 0 &&
+            now - c->idle_since() >= options_.idle_timeout) {
+            --surplus;
+            ++stats_.idle_closes;
+            c->set_reader(nullptr);
+            c->close();
             continue;
         }
         check_one(c, probe_for(*c, role_probe_left));

@@ -65,6 +65,7 @@ const std::map<std::string, std::vector<std::string>> samples = {
     {"pool.socket_timeout", {"1s", "2s", "3s"}},
     {"pool.socket_keepalive", {"false", "true", "no"}},
     {"pool.health_check_interval", {"1s", "2s", "3s"}},
+    {"pool.idle_timeout", {"0", "90s", "2m"}},
     {"listen.tcp", {"127.0.0.1:7001", "127.0.0.1:7002", "[::1]:7003"}},
     {"listen.unix", {"/tmp/flag.sock", "/tmp/env.sock", "/tmp/yaml.sock"}},
     {"listen.max_clients", {"10", "20", "30"}},

@@ -128,6 +128,51 @@ TEST_F(pool_test, the_servers_words_reach_last_error_without_the_password) {
     p->stop();
 }
 
+// After a burst the pool shrinks back to min_idle: idle connections above it close once unused
+// for idle_timeout (at a health round); with idle_timeout 0 they stay.
+TEST_F(pool_test, idle_connections_above_the_minimum_close_after_the_idle_timeout) {
+    redis_server server;
+    server.start();
+    for (const auto timeout : {200ms, 0ms}) {
+        SCOPED_TRACE("idle_timeout " + std::to_string(timeout.count()) + "ms");
+        pool_options o;
+        o.min_idle = 1;
+        o.idle_timeout = timeout;
+        o.health_interval = 100ms;
+        auto p = make_pool(plain(server.port()), o);
+        std::vector<std::shared_ptr<lease>> burst;
+        for (int i = 0; i < 5; ++i) burst.push_back(acquire(*p));
+        ASSERT_TRUE(run_until(
+            [&] {
+                return std::all_of(burst.begin(), burst.end(), [](auto& l) { return l->done; });
+            },
+            5s));
+        for (auto& l : burst) {
+            ASSERT_FALSE(l->ec) << l->ec.message();
+            p->release(l->conn, true);
+        }
+        EXPECT_GE(p->stats().idle, 5u);
+        run_for(800ms);  // several health rounds past the timeout
+        // open, not idle: a connection being health-checked is open but not idle.
+        if (timeout.count() > 0) {
+            EXPECT_EQ(p->stats().open, 1u);
+            EXPECT_GE(p->stats().idle_closes, 4u);
+            // And the server agrees: one connection of the pool's name is left.
+            const auto list = server.cli({"CLIENT", "LIST"}).out;
+            std::size_t named = 0;
+            for (auto at = list.find("name=redis-sidecar "); at != std::string::npos;
+                 at = list.find("name=redis-sidecar ", at + 1)) {
+                ++named;
+            }
+            EXPECT_EQ(named, 1u) << list;
+        } else {
+            EXPECT_GE(p->stats().open, 5u);
+            EXPECT_EQ(p->stats().idle_closes, 0u);
+        }
+        p->stop();
+    }
+}
+
 TEST_F(pool_test, recovers_after_restart_without_a_connect_storm) {
     redis_server server;
     server.start();

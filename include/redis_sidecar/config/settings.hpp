@@ -42,6 +42,9 @@ struct pool_settings {
     std::chrono::milliseconds socket_timeout{5000};      ///< sidecar's own commands (PING, AUTH)
     bool socket_keepalive = true;                        ///< TCP keepalive on upstream sockets
     std::chrono::milliseconds health_check_interval{10000};  ///< PING idle connections this often
+    /// Idle connections above min_idle_connections close after this long unused (0: never),
+    /// checked at each health round.
+    std::chrono::milliseconds idle_timeout{60000};
 };
 
 /// Where local clients connect.

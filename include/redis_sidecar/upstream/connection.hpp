@@ -77,6 +77,9 @@ class connection : public std::enable_shared_from_this<connection> {
     std::uint64_t epoch() const { return epoch_; }
     void set_epoch(std::uint64_t e) { epoch_ = e; }
     std::chrono::steady_clock::time_point created() const { return created_; }
+    /// When the pool last took it back idle (its own bookkeeping).
+    std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
+    void set_idle_since(std::chrono::steady_clock::time_point t) { idle_since_ = t; }
     tcp::socket& socket() { return socket_; }
     SSL* ssl_handle() { return ssl_; }
     const tcp::endpoint& peer() const { return peer_; }
@@ -139,6 +142,7 @@ class connection : public std::enable_shared_from_this<connection> {
     bio_state bio_;
     std::uint64_t id_;
     std::chrono::steady_clock::time_point created_;
+    std::chrono::steady_clock::time_point idle_since_{};
     tcp::endpoint peer_;
     server_info info_;
     std::uint64_t auth_generation_ = 0;

@@ -32,6 +32,9 @@ struct pool_options {
     std::chrono::milliseconds acquire_timeout{5000};   ///< a waiter gets pool_timeout after this
     std::chrono::milliseconds health_interval{10000};  ///< PING idle connections this often
     std::chrono::milliseconds max_lifetime{std::chrono::hours(1)};  ///< then replaced
+    /// Idle connections above min_idle close after this long unused (0: never); checked at
+    /// each health round, so they close within idle_timeout + health_interval.
+    std::chrono::milliseconds idle_timeout{60000};
     std::chrono::milliseconds backoff_base{100};   ///< reconnect backoff: full jitter in
     std::chrono::milliseconds backoff_max{10000};  ///< [0, min(max, base * 2^failures)]
     double max_connects_per_second = 50;           ///< new connections, at most

@@ -41,6 +41,7 @@ struct pool_stats {
     std::uint64_t connects = 0;                         ///< opens that succeeded
     std::array<std::uint64_t, error_count> failures{};  ///< opens that failed, by class
     std::uint64_t discards = 0;                         ///< connections closed as unusable or old
+    std::uint64_t idle_closes = 0;     ///< idle connections above the minimum closed, unused
     std::uint64_t reuses = 0;          ///< connections that went back to idle after a lease
     std::uint64_t resets = 0;          ///< of those, after RESET + re-authentication
     std::uint64_t reset_failures = 0;  ///< connections closed because that RESET failed

@@ -40,7 +40,9 @@ json to_json(const settings& s) {
     json j = json::object();
     for (const auto& row : table()) {
         if (!row.at) continue;
-        std::string pointer = "/" + std::string(row.key);
+        // Appended, not "/" + key: GCC 12 at -O3 sees a false -Wrestrict in operator+ (105329).
+        std::string pointer(1, '/');
+        pointer += row.key;
         std::replace(pointer.begin(), pointer.end(), '.', '/');
         j[json::json_pointer(pointer)] = json_of(row, s);
     }

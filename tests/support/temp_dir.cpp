@@ -100,7 +100,13 @@ std::string temp_dir::read_file(std::string_view name) const {
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return {};
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    try {
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    } catch (const std::exception&) {
+        // libstdc++ throws when read() fails: /proc/PID/stat of a process that exited between
+        // open and read gives ESRCH. Unreadable is empty, as the header says.
+        return {};
+    }
 }
 
 }  // namespace redis_sidecar::testing

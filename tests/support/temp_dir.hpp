@@ -42,7 +42,8 @@ class temp_dir {
     std::string path_;
 };
 
-/// The whole content of the file at `path`; empty if it cannot be read.
+/// The whole content of the file at `path`; empty if it cannot be opened or read (a /proc file
+/// of a process that exited meanwhile included).
 std::string read_file(const std::string& path);
 
 }  // namespace redis_sidecar::testing

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "../support/metrics_text.hpp"
 #include "text_format_parser.hpp"
 
 namespace redis_sidecar::metrics {
@@ -160,15 +161,6 @@ TEST(exports, a_scrape_sets_every_app_family_without_misuse) {
     }
 }
 
-double sample(const std::string& text, const std::string& series) {
-    std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    }
-    ADD_FAILURE() << series << " not in\n" << text;
-    return -1;
-}
-
 TEST(exports, rows_read_their_own_counters) {
     upstream::pool_stats pool;
     bridge::bridge_stats bridge;
@@ -191,21 +183,25 @@ TEST(exports, rows_read_their_own_counters) {
     registry r(app::all_families());
     app::fill(r, view);
     const auto text = r.render();
-    EXPECT_EQ(sample(text, "redis_sidecar_pool_connections_open"), 3);
-    EXPECT_EQ(sample(text, "redis_sidecar_pool_failover_discards_total"), 7);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_recycles_total{kind=\"reset\"}"), 11);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_recycles_total{kind=\"clean\"}"), 13);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_recycle_discards_total"), 4 + 2);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_connect_failures_total{class=\"wrongpass\"}"),
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_pool_connections_open"), 3);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_pool_failover_discards_total"), 7);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_recycles_total{kind=\"reset\"}"),
+              11);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_recycles_total{kind=\"clean\"}"),
+              13);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_recycle_discards_total"), 4 + 2);
+    EXPECT_EQ(testing::metric_sum(
+                  text, "redis_sidecar_upstream_connect_failures_total{class=\"wrongpass\"}"),
               5);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_role{role=\"master\"}"), 1);
-    EXPECT_EQ(sample(text, "redis_sidecar_write_timeouts_total{peer=\"client\"}"), 1);
-    EXPECT_EQ(sample(text, "redis_sidecar_write_timeouts_total{peer=\"upstream\"}"), 9);
-    EXPECT_EQ(sample(text, "redis_sidecar_clients"), 17);
-    EXPECT_EQ(sample(text, "redis_sidecar_upstream_up"), 1);
-    EXPECT_EQ(sample(text, "redis_sidecar_state{state=\"ready\"}"), 1);
-    EXPECT_EQ(sample(text, "redis_sidecar_state{state=\"starting\"}"), 0);
-    EXPECT_EQ(sample(text, "redis_sidecar_build_info{version=\"1.2.3\"}"), 1);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_role{role=\"master\"}"), 1);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_write_timeouts_total{peer=\"client\"}"), 1);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_write_timeouts_total{peer=\"upstream\"}"),
+              9);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_clients"), 17);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_up"), 1);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"ready\"}"), 1);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"starting\"}"), 0);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_build_info{version=\"1.2.3\"}"), 1);
 }
 
 }  // namespace

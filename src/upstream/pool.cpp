@@ -4,11 +4,8 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
-#include <cctype>
-#include <fstream>
-#include <sstream>
+#include <random>
 
-#include "redis_sidecar/config/address.hpp"
 #include "redis_sidecar/log/logger.hpp"
 #include "redis_sidecar/resp/command.hpp"
 #include "redis_sidecar/upstream/error.hpp"

@@ -7,10 +7,8 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <list>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 

@@ -13,6 +13,7 @@ using metrics::metric_type;
 using metrics::registry;
 using P = upstream::pool_stats;
 using B = bridge::bridge_stats;
+using C = cluster::cluster_stats;
 
 constexpr auto counter = metric_type::counter;
 constexpr auto gauge = metric_type::gauge;
@@ -25,6 +26,21 @@ double pool(const stats_view& v) {
 template <auto member>
 double bridge(const stats_view& v) {
     return static_cast<double>(v.bridge.*member);
+}
+
+template <auto member>
+double cluster_figure(const stats_view& v) {
+    return static_cast<double>(v.cluster.*member);
+}
+
+void cluster_refreshes(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"result", "ok"}}, static_cast<double>(v.cluster.refreshes));
+    r.set(f, {{"result", "failed"}}, static_cast<double>(v.cluster.refresh_failures));
+}
+
+void cluster_rewrites(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"kind", "topology"}}, static_cast<double>(v.bridge.cluster_rewrites));
+    r.set(f, {{"kind", "redirect"}}, static_cast<double>(v.bridge.cluster_redirects));
 }
 
 void connect_failures(registry& r, const family& f, const stats_view& v) {
@@ -174,6 +190,32 @@ const exported app_exports[] = {
      bridge<&B::readonly_replies>},
     {{"redis_sidecar_loading_replies_total", counter, "LOADING error replies seen from the upstream."},
      bridge<&B::loading_replies>},
+
+    // Cluster mode (cluster::cluster_stats, bridge::bridge_stats).
+    {{"redis_sidecar_cluster_nodes", gauge, "Cluster nodes with an open local port."},
+     cluster_figure<&C::nodes>, nullptr, "cluster.node_count"},
+    {{"redis_sidecar_cluster_topology_refreshes_total", counter,
+      "Cluster topology reads (CLUSTER SHARDS or SLOTS), by result (ok, failed).", {"result"}},
+     nullptr, cluster_refreshes},
+    {{"redis_sidecar_cluster_nodes_added_total", counter, "Local ports opened for cluster nodes."},
+     cluster_figure<&C::nodes_added>},
+    {{"redis_sidecar_cluster_nodes_removed_total", counter,
+      "Local ports closed because their node left the cluster topology."},
+     cluster_figure<&C::nodes_removed>},
+    {{"redis_sidecar_cluster_port_bind_failures_total", counter,
+      "Cluster nodes whose local port could not be bound."},
+     cluster_figure<&C::bind_failures>},
+    {{"redis_sidecar_cluster_ports_exhausted_total", counter,
+      "Cluster nodes that got no local port because REDIS_SIDECAR_CLUSTER_PORTS was full."},
+     cluster_figure<&C::ports_exhausted>},
+    {{"redis_sidecar_cluster_rewrites_total", counter,
+      "Replies whose node addresses were rewritten to local ports, by kind (topology: CLUSTER "
+      "SLOTS/SHARDS/NODES/REPLICAS; redirect: MOVED/ASK).", {"kind"}},
+     nullptr, cluster_rewrites},
+    {{"redis_sidecar_cluster_rewrite_errors_total", counter,
+      "Cluster topology replies that could not be rewritten (malformed or too large); the client "
+      "got an error instead."},
+     bridge<&B::cluster_rewrite_errors>},
 
     // Lifecycle.
     {{"redis_sidecar_state", gauge,

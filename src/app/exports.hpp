@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "redis_sidecar/bridge/stats.hpp"
+#include "redis_sidecar/cluster/stats.hpp"
 #include "redis_sidecar/health/probe_state.hpp"
 #include "redis_sidecar/metrics/families.hpp"
 #include "redis_sidecar/metrics/registry.hpp"
@@ -20,6 +21,7 @@ namespace redis_sidecar::app {
 struct stats_view {
     const upstream::pool_stats& pool;
     const bridge::bridge_stats& bridge;
+    const cluster::cluster_stats& cluster;
     bool upstream_up = false;
     health::state state = health::state::starting;
     std::uint64_t secret_reload_failures = 0;

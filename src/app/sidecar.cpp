@@ -138,6 +138,8 @@ int sidecar::run() {
                                                    s.listen.max_clients);
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
     if (s.listen.unix_path) listener_->listen_unix(*s.listen.unix_path);
+    cluster_ = std::make_unique<cluster_bridge>(io_.get_executor(), s, tls_.get(), options, pool_,
+                                                session_context_);
 
     http::sources src;
     src.live = [this] { return probes_.live(std::chrono::steady_clock::now()); };
@@ -162,10 +164,12 @@ int sidecar::run() {
                {"readiness", s.lifecycle.readiness},
                {"http", s.http.addr}});
     pool_->start();
+    cluster_->start();
     secrets_ = std::make_unique<secret_watcher>(
         io_, inputs_, resolved_.values, [this](const config::settings& fresh) {
             pool_->update_credentials(fresh.upstream.username, fresh.upstream.password);
             session_context_->client_password = fresh.listen.client_password;
+            cluster_->update_credentials(fresh);
         });
     secrets_->start();
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -185,7 +189,13 @@ void sidecar::heartbeat() {
 }
 
 health::upstream_view sidecar::upstream_view() const {
-    return {pool_->healthy(), pool_->stats().role};
+    if (cluster_->active()) {
+        // The seed endpoint may be any node (a replica too); every slot's primary counts.
+        auto reason = cluster_->not_ready_reason();
+        const bool ok = reason.empty();
+        return {pool_->healthy(), ok ? "master" : pool_->stats().role, std::move(reason)};
+    }
+    return {pool_->healthy(), pool_->stats().role, cluster_->not_ready_reason()};
 }
 
 void sidecar::on_signal(int sig) {
@@ -220,14 +230,16 @@ void sidecar::begin_drain(const char* why) {
 
 void sidecar::stop_accepting_and_wait() {
     listener_->stop_accepting();
+    cluster_->stop_accepting();
     wait_for_clients();
 }
 
 void sidecar::wait_for_clients() {
-    if (listener_->clients() == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
-        if (listener_->clients() > 0) {
+    const auto clients = listener_->clients() + cluster_->clients();
+    if (clients == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+        if (clients > 0) {
             log::warn("drain bound reached; closing remaining clients",
-                      {{"clients", std::to_string(listener_->clients())}});
+                      {{"clients", std::to_string(clients)}});
         }
         finish();
         return;
@@ -241,6 +253,7 @@ void sidecar::wait_for_clients() {
 void sidecar::finish() {
     secrets_->stop();
     listener_->close_all();
+    cluster_->stop();
     pool_->stop();
     admin_->stop();
     probes_.mark_stopped();
@@ -278,6 +291,7 @@ nlohmann::json sidecar::status() {
     j["upstream"] =
         config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
     // The figures /metrics exports too, from the same rows ("pool.open" → j["pool"]["open"]).
+    j["cluster"] = cluster_->status();
     const auto view = stats();
     for (const auto& e : exports()) {
         if (e.status.empty()) continue;
@@ -325,6 +339,7 @@ void sidecar::sample_upstream_info() {
 stats_view sidecar::stats() const {
     return {.pool = pool_->stats(),
             .bridge = bridge_stats_,
+            .cluster = cluster_->stats(),
             .upstream_up = pool_->healthy(),
             .state = probes_.current(),
             .secret_reload_failures = secrets_ ? secrets_->stats().failures : 0,

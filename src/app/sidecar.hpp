@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cluster_bridge.hpp"
 #include "exports.hpp"
 #include "redis_sidecar/bridge/listener.hpp"
 #include "redis_sidecar/config/resolver.hpp"
@@ -55,6 +56,7 @@ class sidecar {
     bridge::bridge_stats bridge_stats_;
     std::shared_ptr<bridge::session_context> session_context_;
     std::unique_ptr<bridge::listener> listener_;
+    std::unique_ptr<cluster_bridge> cluster_;
     std::unique_ptr<secret_watcher> secrets_;
     std::unique_ptr<http::admin_server> admin_;
     std::chrono::steady_clock::time_point drain_deadline_{};

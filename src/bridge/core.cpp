@@ -119,7 +119,7 @@ void client_core::decide(std::string_view name, bool too_long) {
         held_.clear();
         return;
     }
-    if (!too_long && name == "client") {
+    if (!too_long && (name == "client" || (name == "cluster" && ctx_.cluster != nullptr))) {
         mode_ = frame_mode::intercept;  // held whole: the subcommand decides
         return;
     }
@@ -151,11 +151,16 @@ void client_core::end_frame() {
     mode_ = frame_mode::undecided;
 }
 
-void client_core::on_forwarded_command(std::string_view name) {
+void client_core::on_forwarded_command(std::string_view name, cluster::reply_kind rewrite) {
     ++ctx_.stats->commands_forwarded;
     forwarded_any_ = true;
     if (!untracked_) {
-        if (slots_.empty() || slots_.back().what != slot::kind::upstream) slots_.emplace_back();
+        if (slots_.empty() || slots_.back().what != slot::kind::upstream ||
+            slots_.back().rewrite != cluster::reply_kind::none ||
+            rewrite != cluster::reply_kind::none) {
+            slots_.emplace_back();
+            slots_.back().rewrite = rewrite;
+        }
         ++slots_.back().replies;
         ++replies_owed_total_;
         if (may_block(name)) last_blocking_reply_ = replies_owed_total_;
@@ -219,6 +224,12 @@ void client_core::handle_intercepted(std::string_view frame, bool is_inline) {
     }
     if (name == "client") {
         handle_client(args, frame);
+        return;
+    }
+    if (name == "cluster") {  // cluster mode: topology replies name nodes
+        out_.append(frame);
+        on_forwarded_command(name, args.size() >= 2 ? cluster::kind_of(args[0], args[1])
+                                                    : cluster::reply_kind::none);
         return;
     }
     if (name == "hello") {
@@ -372,6 +383,10 @@ std::size_t client_core::take_upstream_bytes(std::string_view& pending) {
         if (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_) {
             break;  // it is next
         }
+        if (at_reply_boundary_ && holds_next_reply(pending[taken])) {
+            holding_ = taken == 0;  // held once what comes before it went out
+            break;
+        }
         const auto r = replies_.scan(pending.substr(taken));
         if (r.status == resp::scan_status::error) {
             unframable_reply();
@@ -383,20 +398,83 @@ std::size_t client_core::take_upstream_bytes(std::string_view& pending) {
             break;
         }
         at_reply_boundary_ = true;
-        const auto& info = replies_.info();
-        note_error_reply(info);
-        if (!info.is_push && !slots_.empty()) {
-            auto& front = slots_.front();
-            if (front.what == slot::kind::upstream) {
-                ++replies_received_total_;
-                if (--front.replies == 0) slots_.pop_front();
-            } else if (front.what == slot::kind::untracked && front.ends_at_reset &&
-                       info.type == '+' && info.head() == "RESET") {
-                slots_.pop_front();
-            }
-        }
+        count_reply(replies_.info());
     }
     return taken;
+}
+
+// A whole reply frame was scanned: match it to the front slot.
+void client_core::count_reply(const resp::frame_info& info) {
+    note_error_reply(info);
+    if (info.is_push || slots_.empty()) return;
+    auto& front = slots_.front();
+    if (front.what == slot::kind::upstream) {
+        ++replies_received_total_;
+        if (--front.replies == 0) slots_.pop_front();
+    } else if (front.what == slot::kind::untracked && front.ends_at_reset && info.type == '+' &&
+               info.head() == "RESET") {
+        slots_.pop_front();
+    }
+}
+
+// Cluster mode holds a reply whole when it may name nodes: the reply to a topology command, and
+// any error (MOVED/ASK; errors are one line). Pushes never.
+bool client_core::holds_next_reply(char first) const {
+    if (ctx_.cluster == nullptr || first == '>') return false;
+    if (first == '-') return true;
+    return !slots_.empty() && slots_.front().what == slot::kind::upstream &&
+           slots_.front().rewrite != cluster::reply_kind::none;
+}
+
+// Takes the held reply's bytes from pending (all of them, or up to its end). Once it is whole:
+// the bytes the client gets instead. A reply beyond cluster::max_rewritten_reply is dropped as
+// it arrives (never buffered) and replaced by an error.
+std::optional<std::string> client_core::hold_reply(std::string_view& pending) {
+    if (at_reply_boundary_) {
+        held_kind_ = !slots_.empty() && slots_.front().what == slot::kind::upstream
+                         ? slots_.front().rewrite
+                         : cluster::reply_kind::none;
+        held_reply_.clear();
+        held_too_large_ = false;
+    }
+    const auto r = replies_.scan(pending);
+    if (r.status == resp::scan_status::error) {
+        holding_ = false;
+        held_reply_.clear();
+        unframable_reply();
+        return std::nullopt;
+    }
+    if (!held_too_large_ && held_reply_.size() + r.consumed > cluster::max_rewritten_reply) {
+        held_too_large_ = true;
+        std::string().swap(held_reply_);
+    }
+    if (!held_too_large_) held_reply_.append(pending.substr(0, r.consumed));
+    pending.remove_prefix(r.consumed);
+    if (r.status == resp::scan_status::need_more) {
+        at_reply_boundary_ = false;
+        return std::nullopt;
+    }
+    at_reply_boundary_ = true;
+    holding_ = false;
+    count_reply(replies_.info());
+    if (held_too_large_) {
+        ++ctx_.stats->cluster_rewrite_errors;
+        log::warn("a cluster topology reply is too large to rewrite; the client gets an error",
+                  {{"limit_bytes", std::to_string(cluster::max_rewritten_reply)}});
+        return "-ERR redis-sidecar: the upstream's cluster topology reply is larger than " +
+               std::to_string(cluster::max_rewritten_reply) + " bytes\r\n";
+    }
+    auto result = cluster::rewrite_reply(held_kind_, held_reply_, *ctx_.cluster);
+    std::string().swap(held_reply_);
+    if (!result.error.empty()) {
+        ++ctx_.stats->cluster_rewrite_errors;
+        log::warn("could not rewrite the node addresses of a cluster reply",
+                  {{"error", result.error}});
+    } else if (result.rewritten) {
+        ++(held_kind_ == cluster::reply_kind::none ? ctx_.stats->cluster_redirects
+                                                   : ctx_.stats->cluster_rewrites);
+    }
+    return std::move(result.bytes);
 }
 
 // Drops (part of) one reply to the sidecar's re-authentication after a client's RESET from the
@@ -472,13 +550,20 @@ client_write client_core::next_write(std::string_view& pending) {
         return {client_write::kind::local, std::move(s.local), {}, s.close_after};
     }
     if (pending.empty()) return {};
+    if (holding_) {
+        if (auto held = hold_reply(pending)) {
+            return {client_write::kind::local, std::move(*held), {}, false};
+        }
+        if (reply_broken_) pending = {};
+        return reply_broken_ ? next_write(pending) : client_write{};
+    }
     const auto n = take_upstream_bytes(pending);
     const auto bytes = pending.substr(0, n);
     pending.remove_prefix(n);
     if (reply_broken_) pending = {};
     if (!bytes.empty()) return {client_write::kind::upstream, {}, bytes, false};
     // Nothing deliverable: a swallowed reply was all there was, or more bytes are needed.
-    if (reply_broken_ ||
+    if (reply_broken_ || holding_ ||
         (!slots_.empty() && slots_.front().what == slot::kind::local && at_reply_boundary_)) {
         return next_write(pending);
     }

@@ -121,6 +121,16 @@ value listen_addr(const raw& v) {
     return std::optional<std::string>(host_port(v));
 }
 
+// "first-last", normalized.
+value port_range(const raw& v) {
+    const auto r = parse_port_range(v.text);
+    if (!r) {
+        throw config_error(v.from.name + ": '" + v.text +
+                           "' is not a port range (first-last, for example 7000-7099)");
+    }
+    return std::to_string(r->first) + "-" + std::to_string(r->second);
+}
+
 value unix_path(const raw& v) {
     if (v.text.front() != '/') {
         throw config_error(v.from.name + ": '" + v.text + "' is not an absolute path");
@@ -251,6 +261,14 @@ std::span<const setting> table() {
         {.key = "http.addr", .flag = "--http-addr", .env = {"REDIS_SIDECAR_HTTP_ADDR"},
          .parse = http_addr, .at = [](settings& s) -> member { return &s.http.addr; },
          .help = "probes and metrics host:port"},
+        {.key = "cluster.mode", .flag = "--cluster", .env = {"REDIS_SIDECAR_CLUSTER"},
+         .choices = {"auto", "on", "off"},
+         .at = [](settings& s) -> member { return &s.cluster.mode; },
+         .help = "cluster mode, one local port per node: when the upstream is a cluster (auto), "
+                 "always (on) or never (off)"},
+        {.key = "cluster.ports", .flag = "--cluster-ports", .env = {"REDIS_SIDECAR_CLUSTER_PORTS"},
+         .parse = port_range, .at = [](settings& s) -> member { return &s.cluster.ports; },
+         .help = "cluster mode: the local ports nodes get (first-last), on the listener's address"},
         {.key = "lifecycle.readiness", .flag = "--readiness", .env = {"REDIS_SIDECAR_READINESS"},
          .choices = {"upstream", "primary", "local"},
          .at = [](settings& s) -> member { return &s.lifecycle.readiness; },

@@ -107,4 +107,12 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
     return static_cast<std::uint16_t>(*v);
 }
 
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::string_view s) {
+    const auto dash = s.find('-');
+    const auto first = parse_port(s.substr(0, dash));
+    const auto last = dash == std::string_view::npos ? first : parse_port(s.substr(dash + 1));
+    if (!first || !last || *last < *first) return std::nullopt;
+    return std::pair{*first, *last};
+}
+
 }  // namespace redis_sidecar::config

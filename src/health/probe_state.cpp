@@ -138,6 +138,7 @@ readiness probe_state::check(const upstream_view& upstream) const {
     }
     if (options_.policy == readiness_policy::local) return {true, ""};
     if (!upstream.healthy) return {false, "no healthy upstream connection"};
+    if (!upstream.not_ready.empty()) return {false, upstream.not_ready};
     if (options_.policy == readiness_policy::primary && upstream.role != role_primary) {
         return {false, "upstream is not the primary (role: " +
                            (upstream.role.empty() ? std::string("unknown") : upstream.role) + ")"};

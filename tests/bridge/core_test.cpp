@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "redis_sidecar/cluster/port_map.hpp"
 #include "redis_sidecar/resp/command.hpp"
 
 namespace redis_sidecar::bridge {
@@ -155,6 +156,31 @@ TEST_P(core_test, same_result_whole_bytewise_and_in_random_pieces) {
     }
 }
 
+/// Cluster mode with an address book of its own (ports from 7000, in order of first mention).
+class book final : public cluster::address_book {
+  public:
+    std::optional<std::uint16_t> local_port(const cluster::node& n) override {
+        const auto* m = map_.ensure(n);
+        return m != nullptr ? std::optional(m->local_port) : std::nullopt;
+    }
+    const std::string& local_host() const override { return host_; }
+    void redirected() override {}
+
+  private:
+    cluster::port_map map_{7000, 7099};
+    std::string host_ = "127.0.0.1";
+};
+
+core_case::setup_fn with_cluster() {
+    auto b = std::make_shared<book>();
+    return [b](session_context& ctx) { ctx.cluster = b.get(); };
+}
+
+const std::string slots_one =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$13\r\nnode-0.c.test\r\n:6379\r\n$3\r\nid0\r\n";
+const std::string slots_one_local =
+    "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$3\r\nid0\r\n";
+
 std::vector<core_case> cases() {
     const std::string ping = cmd({"PING"});
     const std::string get_a = cmd({"GET", "a"});
@@ -285,6 +311,32 @@ std::vector<core_case> cases() {
         {"local_reply_in_pub_sub_at_a_frame_boundary", cmd({"SUBSCRIBE", "ch"}) + auth_any,
          cmd({"SUBSCRIBE", "ch"}), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
          "+OK\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", false, kind::reset, std::nullopt},
+        // Cluster mode: node addresses become local ports, wherever a reply carries them.
+        {"cluster_moved_and_ask_are_rewritten", get_a + get_b + get_a, get_a + get_b + get_a,
+         "-MOVED 15495 node-1.c.test:6380\r\n$1\r\nx\r\n-ASK 1 node-2.c.test:6379\r\n",
+         "-MOVED 15495 127.0.0.1:7000\r\n$1\r\nx\r\n-ASK 1 127.0.0.1:7001\r\n", false, kind::clean,
+         std::nullopt, with_cluster(),
+         [](const bridge_stats& s) { EXPECT_EQ(s.cluster_redirects, 2u); }},
+        {"cluster_other_errors_pass_unchanged", get_a, get_a, "-ERR MOVED is not here\r\n",
+         "-ERR MOVED is not here\r\n", false, kind::clean, std::nullopt, with_cluster()},
+        {"cluster_moved_passes_without_cluster_mode", get_a, get_a,
+         "-MOVED 1 node-1.c.test:6380\r\n", "-MOVED 1 node-1.c.test:6380\r\n"},
+        {"cluster_slots_in_a_pipeline", ping + cmd({"cluster", "slots"}) + ping,
+         ping + cmd({"cluster", "slots"}) + ping, "+PONG\r\n" + slots_one + "+PONG\r\n",
+         "+PONG\r\n" + slots_one_local + "+PONG\r\n", false, kind::clean, std::nullopt,
+         with_cluster(), [](const bridge_stats& s) { EXPECT_EQ(s.cluster_rewrites, 1u); }},
+        {"cluster_info_is_not_rewritten", cmd({"CLUSTER", "INFO"}), cmd({"CLUSTER", "INFO"}),
+         "$16\r\ncluster_state:ok\r\n", "$16\r\ncluster_state:ok\r\n", false, kind::clean,
+         std::nullopt, with_cluster()},
+        {"cluster_slots_queued_in_multi_passes", cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}),
+         cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}), "+OK\r\n+QUEUED\r\n", "+OK\r\n+QUEUED\r\n",
+         false, kind::reset, 0, with_cluster()},
+        {"cluster_malformed_topology_becomes_an_error", cmd({"CLUSTER", "SLOTS"}) + ping,
+         cmd({"CLUSTER", "SLOTS"}) + ping, "*1\r\n$13\r\nnode-0.c.test\r\n+PONG\r\n",
+         "-ERR redis-sidecar: could not rewrite the node addresses of the upstream's CLUSTER "
+         "SLOTS: unexpected shape\r\n+PONG\r\n",
+         false, kind::clean, std::nullopt, with_cluster(),
+         [](const bridge_stats& s) { EXPECT_EQ(s.cluster_rewrite_errors, 1u); }},
     };
 }
 

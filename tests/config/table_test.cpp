@@ -72,6 +72,8 @@ const std::map<std::string, std::vector<std::string>> samples = {
     {"listen.client_password", {"env-client-password", "dir-client-password"}},
     {"listen.client_auth", {"passthrough", "local", "Passthrough"}},
     {"http.addr", {"127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"}},
+    {"cluster.mode", {"on", "off", "on"}},
+    {"cluster.ports", {"7000-7009", "8000-8009", "9000-9001"}},
     {"lifecycle.readiness", {"primary", "local", "upstream"}},
     {"lifecycle.min_drain", {"0", "1s", "2s"}},
     {"lifecycle.max_drain", {"10s", "20s", "0s"}},

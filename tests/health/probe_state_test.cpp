@@ -180,15 +180,15 @@ constexpr std::array all_views = {view_kind::unhealthy, view_kind::healthy_maste
 upstream_view make_view(view_kind v) {
     switch (v) {
         case view_kind::unhealthy:
-            return {false, ""};
+            return {false, "", ""};
         case view_kind::healthy_master:
-            return {true, "master"};
+            return {true, "master", ""};
         case view_kind::healthy_replica:
-            return {true, "replica"};
+            return {true, "replica", ""};
         case view_kind::healthy_unknown_role:
-            return {true, ""};
+            return {true, "", ""};
         case view_kind::unhealthy_master:
-            return {false, "master"};
+            return {false, "master", ""};
     }
     return {};
 }
@@ -245,10 +245,14 @@ TEST(probe_state_readiness, reasons_name_the_upstream_problem) {
         p->mark_settings_valid();
         p->mark_startup_completed();
     }
-    EXPECT_EQ(up.check({false, "master"}).reason, "no healthy upstream connection");
-    EXPECT_EQ(primary.check({true, "replica"}).reason,
+    EXPECT_EQ(up.check({false, "master", ""}).reason, "no healthy upstream connection");
+    EXPECT_EQ(primary.check({true, "replica", ""}).reason,
               "upstream is not the primary (role: replica)");
-    EXPECT_EQ(primary.check({true, ""}).reason, "upstream is not the primary (role: unknown)");
+    EXPECT_EQ(primary.check({true, "", ""}).reason, "upstream is not the primary (role: unknown)");
+    // Cluster mode: a healthy seed connection is not enough.
+    EXPECT_EQ(up.check({true, "master", "cluster: topology not known yet"}).reason,
+              "cluster: topology not known yet");
+    EXPECT_TRUE(up.check({true, "master", ""}).ready);
 }
 
 TEST(probe_state_readiness, default_policy_is_upstream) {
@@ -301,7 +305,7 @@ TEST(probe_state_draining, startup_completing_during_drain_counts_as_started_but
     EXPECT_FALSE(p.mark_startup_completed());
     EXPECT_TRUE(p.started());
     EXPECT_EQ(p.current(), state::draining);
-    EXPECT_FALSE(p.ready({true, "master"}));
+    EXPECT_FALSE(p.ready({true, "master", ""}));
 }
 
 // --- liveness ----------------------------------------------------------------------------------

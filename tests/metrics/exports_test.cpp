@@ -150,7 +150,8 @@ TEST(exports, every_row_has_one_source_and_status_rows_a_value) {
 TEST(exports, a_scrape_sets_every_app_family_without_misuse) {
     upstream::pool_stats pool;
     bridge::bridge_stats bridge;
-    app::stats_view view{.pool = pool, .bridge = bridge, .version = "1.2.3"};
+    cluster::cluster_stats cluster;
+    app::stats_view view{.pool = pool, .bridge = bridge, .cluster = cluster, .version = "1.2.3"};
     registry r(app::all_families());
     app::fill(r, view);
     EXPECT_EQ(r.misuses(), 0u) << r.last_misuse();
@@ -175,8 +176,13 @@ TEST(exports, rows_read_their_own_counters) {
     bridge.client_write_timeouts = 1;
     bridge.upstream_write_timeouts = 9;
     bridge.clients = 17;
+    bridge.cluster_redirects = 19;
+    cluster::cluster_stats cluster;
+    cluster.refresh_failures = 23;
+    cluster.nodes = 6;
     app::stats_view view{.pool = pool,
                          .bridge = bridge,
+                         .cluster = cluster,
                          .upstream_up = true,
                          .state = health::state::ready,
                          .version = "1.2.3"};
@@ -198,6 +204,12 @@ TEST(exports, rows_read_their_own_counters) {
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_write_timeouts_total{peer=\"upstream\"}"),
               9);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_clients"), 17);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_cluster_rewrites_total{kind=\"redirect\"}"),
+              19);
+    EXPECT_EQ(testing::metric_sum(
+                  text, "redis_sidecar_cluster_topology_refreshes_total{result=\"failed\"}"),
+              23);
+    EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_cluster_nodes"), 6);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_up"), 1);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"ready\"}"), 1);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"starting\"}"), 0);

@@ -15,6 +15,9 @@
 namespace redis_sidecar::upstream {
 class pool;
 }
+namespace redis_sidecar::cluster {
+class address_book;
+}
 
 namespace redis_sidecar::bridge {
 
@@ -42,6 +45,9 @@ struct session_context {
     std::function<std::string()> upstream_user;
     /// Bound on every write to a client or to its upstream connection (see listener).
     std::chrono::milliseconds write_timeout{5000};
+    /// Cluster mode: node addresses in topology replies and MOVED/ASK become the sidecar's
+    /// local ports (cluster::rewrite_reply). Null: replies pass as they are.
+    cluster::address_book* cluster = nullptr;
     /// Called when a session ends (the listener's bookkeeping).
     std::function<void(session*)> on_session_end;
 };

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "redis_sidecar/bridge/context.hpp"
+#include "redis_sidecar/cluster/rewrite.hpp"
 #include "redis_sidecar/resp/scanner.hpp"
 
 namespace redis_sidecar::bridge {
@@ -106,11 +107,14 @@ class client_core {
         std::string local;
         bool close_after = false;    // local: QUIT
         bool ends_at_reset = false;  // untracked: a RESET was sent; its "+RESET" ends the slot
+        // upstream, one reply: a cluster topology reply, held whole and rewritten
+        cluster::reply_kind rewrite = cluster::reply_kind::none;
     };
 
     void decide(std::string_view name, bool too_long);
     void end_frame();
-    void on_forwarded_command(std::string_view name);
+    void on_forwarded_command(std::string_view name,
+                              cluster::reply_kind rewrite = cluster::reply_kind::none);
     void leave_request_reply();
     void answer_locally(std::string reply, bool close_after = false);
     void forward_held(std::string_view frame, std::string_view name);
@@ -121,6 +125,9 @@ class client_core {
     void note_other_user(std::string_view user);
     void protocol_error(std::string reply);
     std::size_t take_upstream_bytes(std::string_view& pending);
+    void count_reply(const resp::frame_info& info);
+    bool holds_next_reply(char first) const;
+    std::optional<std::string> hold_reply(std::string_view& pending);
     bool swallow_frame(std::string_view& pending);
     void note_error_reply(const resp::frame_info& info);
     void unframable_reply();
@@ -132,6 +139,12 @@ class client_core {
     std::string held_;           // the current frame's bytes while undecided or intercepted
     std::string out_;            // bytes to forward upstream
     std::string discard_reply_;  // the reply owed for a discarded frame
+    // Cluster mode: the reply being held whole to rewrite its node addresses (a topology
+    // reply, an error that may be MOVED/ASK); at most cluster::max_rewritten_reply bytes.
+    bool holding_ = false;
+    bool held_too_large_ = false;
+    cluster::reply_kind held_kind_ = cluster::reply_kind::none;
+    std::string held_reply_;
 
     std::deque<slot> slots_;
     std::size_t local_slots_ = 0;

@@ -31,6 +31,10 @@ struct bridge_stats {
     std::uint64_t client_write_timeouts = 0;  ///< clients closed: they stopped reading
     std::uint64_t upstream_write_timeouts =
         0;  ///< clients closed: the upstream stopped taking bytes
+    // Cluster mode.
+    std::uint64_t cluster_rewrites = 0;        ///< topology replies rewritten to local ports
+    std::uint64_t cluster_redirects = 0;       ///< MOVED/ASK rewritten to local ports
+    std::uint64_t cluster_rewrite_errors = 0;  ///< replies that could not be rewritten
 };
 
 }  // namespace redis_sidecar::bridge

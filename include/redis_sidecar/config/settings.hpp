@@ -61,6 +61,15 @@ struct listen_settings {
     std::string client_auth = "local";
 };
 
+/// Cluster mode (ElastiCache cluster mode enabled, Serverless): one local port per node.
+struct cluster_settings {
+    /// REDIS_SIDECAR_CLUSTER: "auto" (cluster mode when the upstream is a cluster), "on", "off".
+    std::string mode = "auto";
+    /// REDIS_SIDECAR_CLUSTER_PORTS: the local ports nodes get, "first-last", on the TCP
+    /// listener's address.
+    std::string ports = "7000-7099";
+};
+
 /// Probes and shutdown.
 struct lifecycle_settings {
     /// REDIS_SIDECAR_READINESS: "upstream" (a healthy pooled connection), "primary" (and the
@@ -92,6 +101,7 @@ struct settings {
     http_settings http;
     log_settings log;
     lifecycle_settings lifecycle;
+    cluster_settings cluster;
 
     /// Dotted key → where its value came from: "flag:--name", "env:NAME", "file:PATH",
     /// "yaml:PATH", "url:NAME" or "default".

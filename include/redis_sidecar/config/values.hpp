@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace redis_sidecar::config {
 
@@ -23,6 +24,9 @@ std::string format_duration(std::chrono::milliseconds d);
 
 /// A decimal port 1..65535; nullopt otherwise.
 std::optional<std::uint16_t> parse_port(std::string_view s);
+
+/// A port range "first-last" (first <= last; a single port "N" is N-N); nullopt otherwise.
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::string_view s);
 
 /// A decimal integer in [min, max]; nullopt otherwise (no sign, no white space inside).
 std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t min, std::uint64_t max);

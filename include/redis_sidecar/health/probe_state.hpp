@@ -51,6 +51,9 @@ readiness_policy parse_readiness_policy(std::string_view text);
 struct upstream_view {
     bool healthy = false;  ///< at least one healthy pooled connection
     std::string role;      ///< "master", "replica" or "" (unknown)
+    /// Why the upstream cannot serve although a connection is healthy ("" when it can); in
+    /// cluster mode: topology unknown, a slot's primary without a healthy connection.
+    std::string not_ready;
 };
 
 /// The answer to "is the pod ready?", with the reason when it is not (for the /readyz body and

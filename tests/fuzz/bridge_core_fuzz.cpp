@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "redis_sidecar/bridge/core.hpp"
+#include "redis_sidecar/cluster/port_map.hpp"
 
 namespace {
 
@@ -21,6 +22,21 @@ using namespace redis_sidecar;
     std::fprintf(stderr, "bridge_core_fuzz: %s\n", what);
     std::abort();
 }
+
+// Cluster mode's address book with a small port range (so that it fills up).
+class book final : public cluster::address_book {
+  public:
+    std::optional<std::uint16_t> local_port(const cluster::node& n) override {
+        const auto* m = map_.ensure(n);
+        return m != nullptr ? std::optional(m->local_port) : std::nullopt;
+    }
+    const std::string& local_host() const override { return host_; }
+    void redirected() override {}
+
+  private:
+    cluster::port_map map_{7000, 7003};
+    std::string host_ = "127.0.0.1";
+};
 
 }  // namespace
 
@@ -47,6 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     ctx.passthrough_auth = (flags & 0x20) != 0;
     if ((flags & 0x40) != 0) ctx.client_password = config::secret("local");
+    book addresses;
+    if ((flags & 0x80) != 0) ctx.cluster = &addresses;
     bridge::client_core core(ctx);
 
     std::size_t k = 0;
@@ -73,6 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     break;
                 case bridge::client_write::kind::local:
                     if (w.local.empty()) fail("empty local reply");
+                    // A rewritten cluster reply came from upstream bytes, but may be longer.
+                    if (ctx.cluster != nullptr && before > pending.size()) {
+                        delivered += before - pending.size();
+                    }
                     break;
             }
             if (w.close_after) closed = true;

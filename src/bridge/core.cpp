@@ -154,12 +154,15 @@ void client_core::end_frame() {
 void client_core::on_forwarded_command(std::string_view name, cluster::reply_kind rewrite) {
     ++ctx_.stats->commands_forwarded;
     forwarded_any_ = true;
+    std::vector<cluster::queued_command> queued;
+    if (ctx_.cluster != nullptr) track_transaction(name, rewrite, queued);
     if (!untracked_) {
         if (slots_.empty() || slots_.back().what != slot::kind::upstream ||
             slots_.back().rewrite != cluster::reply_kind::none ||
             rewrite != cluster::reply_kind::none) {
             slots_.emplace_back();
             slots_.back().rewrite = rewrite;
+            slots_.back().queued = std::move(queued);
         }
         ++slots_.back().replies;
         ++replies_owed_total_;
@@ -167,6 +170,32 @@ void client_core::on_forwarded_command(std::string_view name, cluster::reply_kin
     }
     if (changes_connection_state(name)) dirty_ = true;
     if (leaves_request_reply(name)) leave_request_reply();
+}
+
+// Cluster mode: a topology command queued in MULTI is answered inside EXEC's reply, which is
+// then held and rewritten (rewrite_transaction); other EXEC replies stream as they are.
+void client_core::track_transaction(std::string_view name, cluster::reply_kind& rewrite,
+                                    std::vector<cluster::queued_command>& queued) {
+    if (name == "multi") {
+        in_multi_ = true;
+        queued_count_ = 0;
+        queued_topology_.clear();
+    } else if (!in_multi_) {
+        return;
+    } else if (name == "exec" || name == "discard") {
+        in_multi_ = false;
+        if (name == "exec" && !queued_topology_.empty()) {
+            rewrite = cluster::reply_kind::transaction;
+            queued = std::move(queued_topology_);
+        }
+        queued_topology_.clear();
+    } else {
+        if (rewrite != cluster::reply_kind::none) {
+            queued_topology_.push_back({queued_count_, rewrite});
+            rewrite = cluster::reply_kind::none;  // its own reply is +QUEUED
+        }
+        ++queued_count_;
+    }
 }
 
 // From here on replies are not one per command (pub/sub, MONITOR, CLIENT REPLY OFF): forward
@@ -347,6 +376,8 @@ void client_core::handle_reset(std::string_view frame) {
     authenticated_ = !ctx_.client_password.has_value();
     client_named_ = false;
     resp3_ = false;
+    in_multi_ = false;
+    queued_topology_.clear();
     if (!forwarded_any_) {  // no connection was leased: nothing upstream to reset
         answer_locally(std::string(reply_reset));
         return;
@@ -431,9 +462,10 @@ bool client_core::holds_next_reply(char first) const {
 // it arrives (never buffered) and replaced by an error.
 std::optional<std::string> client_core::hold_reply(std::string_view& pending) {
     if (at_reply_boundary_) {
-        held_kind_ = !slots_.empty() && slots_.front().what == slot::kind::upstream
-                         ? slots_.front().rewrite
-                         : cluster::reply_kind::none;
+        const bool front = !slots_.empty() && slots_.front().what == slot::kind::upstream;
+        held_kind_ = front ? slots_.front().rewrite : cluster::reply_kind::none;
+        held_queued_.clear();
+        if (front) held_queued_ = slots_.front().queued;
         held_reply_.clear();
         held_too_large_ = false;
     }
@@ -464,7 +496,9 @@ std::optional<std::string> client_core::hold_reply(std::string_view& pending) {
         return "-ERR redis-sidecar: the upstream's cluster topology reply is larger than " +
                std::to_string(cluster::max_rewritten_reply) + " bytes\r\n";
     }
-    auto result = cluster::rewrite_reply(held_kind_, held_reply_, *ctx_.cluster);
+    auto result = held_kind_ == cluster::reply_kind::transaction
+                      ? cluster::rewrite_transaction(held_reply_, held_queued_, *ctx_.cluster)
+                      : cluster::rewrite_reply(held_kind_, held_reply_, *ctx_.cluster);
     std::string().swap(held_reply_);
     if (!result.error.empty()) {
         ++ctx_.stats->cluster_rewrite_errors;

@@ -27,6 +27,8 @@ const char* command_of(reply_kind kind) {
             return "CLUSTER NODES";
         case reply_kind::replicas:
             return "CLUSTER REPLICAS";
+        case reply_kind::transaction:
+            return "EXEC";
         case reply_kind::none:
             break;
     }
@@ -213,6 +215,23 @@ class rewriter {
         return true;
     }
 
+    bool apply(reply_kind kind, resp::value& v) {
+        switch (kind) {
+            case reply_kind::slots:
+                return slots(v);
+            case reply_kind::shards:
+                return shards(v);
+            case reply_kind::nodes:
+                return nodes(v);
+            case reply_kind::replicas:
+                return replicas(v);
+            case reply_kind::transaction:
+            case reply_kind::none:
+                break;
+        }
+        return true;
+    }
+
     std::size_t unmapped() const { return unmapped_; }
 
   private:
@@ -267,28 +286,16 @@ rewrite_result rewrite_reply(reply_kind kind, std::string_view reply, address_bo
         result.bytes.assign(reply);
         return result;
     }
+    if (kind == reply_kind::none || kind == reply_kind::transaction) {
+        result.bytes.assign(reply);
+        return result;
+    }
     std::string error;
     auto value = resp::parse_value(reply, error);
     bool ok = value.has_value();
     rewriter w(book);
     if (ok) {
-        switch (kind) {
-            case reply_kind::slots:
-                ok = w.slots(*value);
-                break;
-            case reply_kind::shards:
-                ok = w.shards(*value);
-                break;
-            case reply_kind::nodes:
-                ok = w.nodes(*value);
-                break;
-            case reply_kind::replicas:
-                ok = w.replicas(*value);
-                break;
-            case reply_kind::none:
-                result.bytes.assign(reply);
-                return result;
-        }
+        ok = w.apply(kind, *value);
         if (!ok) error = "unexpected shape";
     }
     if (!ok) {
@@ -301,6 +308,49 @@ rewrite_result rewrite_reply(reply_kind kind, std::string_view reply, address_bo
     result.bytes = resp::serialize(*value);
     result.rewritten = true;
     result.unmapped = w.unmapped();
+    return result;
+}
+
+rewrite_result rewrite_transaction(std::string_view reply,
+                                   const std::vector<queued_command>& queued, address_book& book) {
+    rewrite_result result;
+    std::string error;
+    auto value = resp::parse_value(reply, error);
+    if (value && (value->type != '*' || value->null)) {  // EXECABORT, nil after WATCH
+        result.bytes.assign(reply);
+        return result;
+    }
+    rewriter w(book);
+    bool ok = value.has_value();
+    if (ok) {
+        for (const auto& q : queued) {
+            if (q.index >= value->items.size()) continue;
+            auto& item = value->items[q.index];
+            if (item.type == '-' || item.type == '!') continue;  // the command failed
+            if (!w.apply(q.kind, item)) {
+                ok = false;
+                error = "unexpected shape";
+                break;
+            }
+        }
+    }
+    if (!ok) {
+        result.error = "EXEC: " + error;
+        result.bytes =
+            "-ERR redis-sidecar: could not rewrite the node addresses of the upstream's " +
+            result.error + "\r\n";
+        return result;
+    }
+    for (auto& item : value->items) {
+        if (item.type != '-') continue;
+        if (auto r = rewrite_redirect(item.text, book)) {
+            item.text = r->bytes.substr(1, r->bytes.size() - 3);
+            result.unmapped += r->unmapped;
+        }
+    }
+    result.bytes = resp::serialize(*value);
+    result.rewritten = true;
+    result.unmapped += w.unmapped();
     return result;
 }
 

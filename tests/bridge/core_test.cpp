@@ -331,6 +331,17 @@ std::vector<core_case> cases() {
         {"cluster_slots_queued_in_multi_passes", cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}),
          cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}), "+OK\r\n+QUEUED\r\n", "+OK\r\n+QUEUED\r\n",
          false, kind::reset, 0, with_cluster()},
+        {"cluster_slots_inside_exec_are_rewritten",
+         cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}) + get_a + cmd({"EXEC"}) + cmd({"MULTI"}) +
+             get_a + cmd({"EXEC"}),
+         cmd({"MULTI"}) + cmd({"CLUSTER", "SLOTS"}) + get_a + cmd({"EXEC"}) + cmd({"MULTI"}) +
+             get_a + cmd({"EXEC"}),
+         "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n" + slots_one + "$-1\r\n" +
+             "+OK\r\n+QUEUED\r\n*1\r\n-MOVED 1 node-0.c.test:6379\r\n",
+         "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n" + slots_one_local + "$-1\r\n" +
+             "+OK\r\n+QUEUED\r\n*1\r\n-MOVED 1 node-0.c.test:6379\r\n",
+         false, kind::reset, 0, with_cluster(),
+         [](const bridge_stats& s) { EXPECT_EQ(s.cluster_rewrites, 1u); }},
         {"cluster_malformed_topology_becomes_an_error", cmd({"CLUSTER", "SLOTS"}) + ping,
          cmd({"CLUSTER", "SLOTS"}) + ping, "*1\r\n$13\r\nnode-0.c.test\r\n+PONG\r\n",
          "-ERR redis-sidecar: could not rewrite the node addresses of the upstream's CLUSTER "

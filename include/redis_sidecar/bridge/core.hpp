@@ -109,6 +109,7 @@ class client_core {
         bool ends_at_reset = false;  // untracked: a RESET was sent; its "+RESET" ends the slot
         // upstream, one reply: a cluster topology reply, held whole and rewritten
         cluster::reply_kind rewrite = cluster::reply_kind::none;
+        std::vector<cluster::queued_command> queued = {};  // transaction: EXEC's
     };
 
     void decide(std::string_view name, bool too_long);
@@ -116,6 +117,8 @@ class client_core {
     void on_forwarded_command(std::string_view name,
                               cluster::reply_kind rewrite = cluster::reply_kind::none);
     void leave_request_reply();
+    void track_transaction(std::string_view name, cluster::reply_kind& rewrite,
+                           std::vector<cluster::queued_command>& queued);
     void answer_locally(std::string reply, bool close_after = false);
     void forward_held(std::string_view frame, std::string_view name);
     void handle_intercepted(std::string_view frame, bool is_inline);
@@ -144,7 +147,13 @@ class client_core {
     bool holding_ = false;
     bool held_too_large_ = false;
     cluster::reply_kind held_kind_ = cluster::reply_kind::none;
+    std::vector<cluster::queued_command> held_queued_;
     std::string held_reply_;
+    // Cluster mode, inside MULTI: commands queued, and which of them were topology commands
+    // (their replies come inside EXEC's).
+    bool in_multi_ = false;
+    std::size_t queued_count_ = 0;
+    std::vector<cluster::queued_command> queued_topology_;
 
     std::deque<slot> slots_;
     std::size_t local_slots_ = 0;

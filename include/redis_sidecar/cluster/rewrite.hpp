@@ -18,6 +18,14 @@ enum class reply_kind : std::uint8_t {
     shards,    ///< CLUSTER SHARDS
     nodes,     ///< CLUSTER NODES
     replicas,  ///< CLUSTER REPLICAS / CLUSTER SLAVES
+    /// EXEC of a transaction that queued some of the above: rewrite_transaction.
+    transaction,
+};
+
+/// A topology command queued in a transaction: its place among the queued commands.
+struct queued_command {
+    std::size_t index = 0;
+    reply_kind kind = reply_kind::none;
 };
 
 /// The kind of reply a command gets: `name` and `subcommand` as the client sent them (any case).
@@ -54,6 +62,12 @@ struct rewrite_result {
 /// wrong shape becomes an error reply naming the command: a client must never learn an
 /// upstream address it cannot reach.
 rewrite_result rewrite_reply(reply_kind kind, std::string_view reply, address_book& book);
+
+/// Rewrites EXEC's reply: the elements answering the queued topology commands as
+/// rewrite_reply would, and MOVED/ASK errors among the elements. A nil (WATCH) or an error
+/// (EXECABORT) passes as it is.
+rewrite_result rewrite_transaction(std::string_view reply,
+                                   const std::vector<queued_command>& queued, address_book& book);
 
 /// Rewrites a MOVED/ASK error line (without the leading '-' and the CRLF); nullopt when `line`
 /// is no redirect. A redirect to a node that gets no port becomes a CLUSTERDOWN-style error.

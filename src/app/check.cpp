@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "identity.hpp"
+#include "redis_sidecar/cluster/topology.hpp"
 #include "redis_sidecar/config/address.hpp"
+#include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/upstream/connection.hpp"
 #include "redis_sidecar/upstream/error.hpp"
 #include "redis_sidecar/upstream/pool.hpp"
@@ -108,6 +110,8 @@ class checker {
             }
         }
         asio::io_context io;
+        io_ = &io;
+        tls_ = tls.get();
         auto resolve = upstream::make_resolver(io.get_executor(), up);
         const auto dns_start = clock::now();
         bool ok = false;
@@ -189,12 +193,135 @@ class checker {
                 add({"role", true, 0,
                      info.role.empty() ? "unknown (server without HELLO)" : info.role, ""});
                 add({"version", true, 0, info.version.empty() ? "unknown" : info.version, ""});
-                ok = true;
-                c->close();
+                if (settings_.cluster.mode == "off") {
+                    ok = true;
+                    c->close();
+                    return;
+                }
+                cluster_topology(std::move(c), true, ok);
             });
     }
 
+    // Cluster mode: the topology through the configured endpoint, then every node on its own.
+    void cluster_topology(std::shared_ptr<upstream::connection> c, bool shards, bool& ok) {
+        upstream::async_command(
+            c, resp::format_command({"CLUSTER", shards ? "SHARDS" : "SLOTS"}), 1,
+            settings_.pool.socket_timeout, [this, c, shards, &ok](upstream::command_result r) {
+                const auto& reply = r.replies.front();
+                if (!r.ec && shards && reply.type == resp::reply_type::error &&
+                    reply.str.find("nknown") != std::string::npos) {
+                    cluster_topology(c, false, ok);  // before Redis 7: CLUSTER SLOTS
+                    return;
+                }
+                c->close();
+                if (r.ec) {
+                    add({"cluster", false, 0, r.ec.message(), "see the detail above"});
+                    return;
+                }
+                if (reply.type == resp::reply_type::error) {
+                    if (reply.str.find("cluster support disabled") != std::string::npos) {
+                        const bool wanted = settings_.cluster.mode == "on";
+                        add({"cluster", !wanted, 0, "the upstream is not a cluster",
+                             wanted ? "REDIS_SIDECAR_CLUSTER=on needs a cluster-mode upstream "
+                                      "(ElastiCache cluster mode enabled, Serverless); use auto"
+                                    : ""});
+                        ok = !wanted;
+                        return;
+                    }
+                    add({"cluster", false, 0, reply.str,
+                         "the ACL user needs +cluster|shards +cluster|slots +cluster|nodes"});
+                    return;
+                }
+                std::string error;
+                const auto v = resp::to_value(reply);
+                auto t =
+                    shards ? cluster::topology_from_shards(v, settings_.upstream.tls.enabled, error)
+                           : cluster::topology_from_slots(v, error);
+                if (!t) {
+                    add({"cluster", false, 0, error, "the topology reply was not understood"});
+                    return;
+                }
+                const auto nodes = t->node_count();
+                const bool covered = t->covers_all_slots();
+                add({"cluster", covered, 0,
+                     std::to_string(t->shards.size()) + " shards, " + std::to_string(nodes) +
+                         " nodes, " + (covered ? "every slot served" : "some slots unserved"),
+                     covered ? "" : "the cluster is not fully set up or is failing over"});
+                std::vector<cluster::node> list;
+                for (const auto& s : t->shards) {
+                    for (const auto& n : s.nodes) list.push_back(n);
+                }
+                const auto range = config::parse_port_range(settings_.cluster.ports);
+                const auto capacity = range ? range->second - range->first + 1u : 0u;
+                if (list.size() > capacity) {
+                    add({"ports", false, 0,
+                         std::to_string(list.size()) + " nodes, " + std::to_string(capacity) +
+                             " ports in " + settings_.cluster.ports,
+                         "widen REDIS_SIDECAR_CLUSTER_PORTS to at least one port per node"});
+                    return;
+                }
+                nodes_ = std::move(list);
+                ok = covered;
+                check_node(0, ok);
+            });
+    }
+
+    // One TLS + AUTH + PING per node, each with its own settings (SNI = the node's name).
+    void check_node(std::size_t i, bool& ok) {
+        if (i >= nodes_.size()) return;
+        const auto& n = nodes_[i];
+        auto up = std::make_shared<config::upstream_settings>(settings_.upstream);
+        up->host = n.host();
+        up->port = n.port;
+        up->tls.server_name.clear();
+        auto s = std::make_shared<config::settings>(settings_);
+        s->upstream = *up;
+        s->upstream.tls.server_name = up->host;
+        const auto name = "node " + n.address();
+        const auto start = clock::now();
+        auto resolve = upstream::make_resolver(io_->get_executor(), *up);
+        resolve(up->host, up->port,
+                [this, i, up, s, name, start, &ok](std::error_code ec,
+                                                   std::vector<upstream::tcp::endpoint> eps) {
+                    if (ec) {
+                        add({name, false, ms_since(start), ec.message(),
+                             hint_for("dns", error::dns_failure, *s)});
+                        ok = false;
+                        check_node(i + 1, ok);
+                        return;
+                    }
+                    upstream::open_options o;
+                    o.upstream = up.get();
+                    o.timeout = settings_.pool.connection_timeout;
+                    o.keepalive = settings_.pool.socket_keepalive;
+                    o.client_name = client_name() + ":check";
+                    upstream::async_open(
+                        io_->get_executor(), tls_, 1, std::move(eps), o,
+                        [this, i, up, s, name, start, &ok](std::error_code oec,
+                                                           std::shared_ptr<upstream::connection> c,
+                                                           const std::string& detail) {
+                            if (oec) {
+                                add({name, false, ms_since(start), detail,
+                                     hint_for("connect", upstream::classify(oec), *s)});
+                                ok = false;
+                            } else {
+                                const auto& role = c->info().role;
+                                add({name, true, ms_since(start),
+                                     (role.empty() ? std::string("connected") : role) +
+                                         (settings_.upstream.tls.enabled ? ", TLS" : "") +
+                                         ", handshake and PING answered",
+                                     ""});
+                                c->close();
+                            }
+                            check_node(i + 1, ok);
+                        });
+                });
+    }
+
     const config::settings& settings_;
+    asio::io_context* io_ = nullptr;
+    upstream::tls_client* tls_ = nullptr;
+    std::vector<cluster::node> nodes_;
     std::vector<step> steps_;
     std::vector<upstream::open_step> trace_;
 };

@@ -14,38 +14,6 @@ namespace redis_sidecar::app {
 
 namespace {
 
-/// What the sidecar's own connection read (hiredis, RESP2) as a resp::value for the parsers.
-resp::value to_value(const resp::reply& r) {
-    resp::value v;
-    switch (r.type) {
-        case resp::reply_type::status:
-            v.type = '+';
-            v.text = r.str;
-            break;
-        case resp::reply_type::error:
-            v.type = '-';
-            v.text = r.str;
-            break;
-        case resp::reply_type::string:
-            v.type = '$';
-            v.text = r.str;
-            break;
-        case resp::reply_type::integer:
-            v.type = ':';
-            v.text = std::to_string(r.integer);
-            break;
-        case resp::reply_type::array:
-            v.type = '*';
-            for (const auto& e : r.elements) v.items.push_back(to_value(e));
-            break;
-        case resp::reply_type::nil:
-            v.type = '$';
-            v.null = true;
-            break;
-    }
-    return v;
-}
-
 std::string listener_host(const config::settings& s) {
     if (!s.listen.tcp) return "127.0.0.1";
     try {
@@ -198,7 +166,7 @@ void cluster_bridge::refresh() {
                         schedule(std::chrono::milliseconds(1000));
                         return;
                     }
-                    on_reply(to_value(r.replies.front()), shards);
+                    on_reply(resp::to_value(r.replies.front()), shards);
                 });
         });
 }

@@ -158,4 +158,36 @@ std::optional<reply> reply_reader::next(std::error_code& ec) {
     return convert(*owned);
 }
 
+value to_value(const reply& r) {
+    value v;
+    switch (r.type) {
+        case reply_type::status:
+            v.type = '+';
+            v.text = r.str;
+            break;
+        case reply_type::error:
+            v.type = '-';
+            v.text = r.str;
+            break;
+        case reply_type::string:
+            v.type = '$';
+            v.text = r.str;
+            break;
+        case reply_type::integer:
+            v.type = ':';
+            v.text = std::to_string(r.integer);
+            break;
+        case reply_type::array:
+            v.type = '*';
+            v.items.reserve(r.elements.size());
+            for (const auto& e : r.elements) v.items.push_back(to_value(e));
+            break;
+        case reply_type::nil:
+            v.type = '$';
+            v.null = true;
+            break;
+    }
+    return v;
+}
+
 }  // namespace redis_sidecar::resp

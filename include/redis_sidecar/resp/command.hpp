@@ -12,6 +12,7 @@
 
 #include "redis_sidecar/resp/error.hpp"
 #include "redis_sidecar/resp/scanner.hpp"
+#include "redis_sidecar/resp/value.hpp"
 
 struct redisReader;
 
@@ -91,5 +92,9 @@ class reply_reader {
     std::error_code error_;    // the error next() reported; sticky
     std::string detail_;
 };
+
+/// A reply read by reply_reader (RESP2) as a resp::value, for code that reads both kinds (the
+/// cluster topology parsers).
+value to_value(const reply& r);
 
 }  // namespace redis_sidecar::resp

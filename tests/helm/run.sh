@@ -2,7 +2,8 @@
 # Tests of the Helm chart (helm/redis-sidecar) and the kustomize manifests (deploy/):
 #   helm lint --strict + helm template for a matrix of values files; every rendered object validated
 #   against the strict Kubernetes 1.32 JSON schemas (tests/helm/schemas, copied from kubeconform-layout schemas generated from the Kubernetes OpenAPI) with ajv; assertions on
-#   secrets, probes, REDIS_ADDR, the native sidecar and the security context; values the schema must
+#   secrets, probes, REDIS_ADDR, the native sidecar, the security context and cluster mode (env,
+#   NetworkPolicy ports, the demo's redis-cli -c); values the schema must
 #   refuse; the library-style include from a parent chart; kubectl kustomize base + overlay; and,
 #   given the built binary, the rendered sidecar env fed to `redis-sidecar config`.
 # usage: tests/helm/run.sh [path/to/redis-sidecar]   (run tests/helm/setup.sh first)
@@ -77,15 +78,25 @@ config_check() {
     cat "$root.err"
     return 1
   }
+  # The cluster settings resolve to what the env says (the binary's defaults where it says nothing).
+  local v mode=auto ports=7000-7099
+  for v in "${vars[@]}"; do
+    case $v in
+      REDIS_SIDECAR_CLUSTER=*) mode=${v#*=} ;;
+      REDIS_SIDECAR_CLUSTER_PORTS=*) ports=${v#*=} ;;
+    esac
+  done
   node -e '
-    const [file, host, port, tls, db, auth] = process.argv.slice(1);
-    const u = JSON.parse(require("fs").readFileSync(file, "utf8")).upstream;
-    const want = { host, port: Number(port), tls: tls === "true", db: Number(db), auth: auth === "yes" };
-    const got = { host: u.host, port: u.port, tls: u.tls.enabled, db: u.db, auth: u.password === "<redacted>" };
+    const [file, host, port, tls, db, auth, mode, ports] = process.argv.slice(1);
+    const j = JSON.parse(require("fs").readFileSync(file, "utf8"));
+    const u = j.upstream;
+    const want = { host, port: Number(port), tls: tls === "true", db: Number(db), auth: auth === "yes", cluster: { mode, ports } };
+    const got = { host: u.host, port: u.port, tls: u.tls.enabled, db: u.db, auth: u.password === "<redacted>",
+      cluster: { mode: j.cluster?.mode, ports: j.cluster?.ports } };
     if (JSON.stringify(got) !== JSON.stringify(want)) {
       console.error(`config resolved ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
       process.exit(1);
-    }' "$root.json" "$2" "$3" "$4" "$5" "$6"
+    }' "$root.json" "$2" "$3" "$4" "$5" "$6" "$mode" "$ports"
 }
 
 # ---- the validator and the assertions can fail
@@ -103,13 +114,14 @@ values_file() {
 }
 #      values file             | REDIS_ADDR                                              | native | tls  | db | auth | more env
 cases=(
-  "ci/in-cluster           |redis.default.svc.cluster.local:6379                    |true |false|0|no |REDIS_TLS_ENABLED=false,REDIS_SIDECAR_CLIENT_AUTH=local"
+  "ci/in-cluster           |redis.default.svc.cluster.local:6379                    |true |false|0|no |REDIS_TLS_ENABLED=false,REDIS_SIDECAR_CLIENT_AUTH=local,REDIS_SIDECAR_CLUSTER=auto,REDIS_SIDECAR_CLUSTER_PORTS=7000-7099"
   "ci/elasticache-tls-auth |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_TLS_ENABLED=true,REDIS_TLS_SKIP_VERIFY=false"
   "ci/url                  |clustercfg.my-cache.abc123.use1.cache.amazonaws.com:6380|true |true |2|yes|REDIS_USERNAME=app,REDIS_DB=2,REDIS_TLS_ENABLED=true"
   "ci/irsa                 |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_SIDECAR_CLIENT_AUTH=passthrough"
+  "ci/serverless           |my-cache-abc123.serverless.use1.cache.amazonaws.com:6379|true |true |0|yes|REDIS_SIDECAR_CLUSTER=on,REDIS_SIDECAR_CLUSTER_PORTS=7000-7199,REDIS_TLS_ENABLED=true"
   "elasticache-tls-auth    |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |0|yes|REDIS_USERNAME=app,REDIS_TLS_SKIP_VERIFY=false"
   "existing-secret         |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
-  "native-false            |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar"
+  "native-false            |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar,REDIS_SIDECAR_CLUSTER=off"
   "native-false-hold       |redis.default.svc.cluster.local:6379                    |false|false|0|no |REDIS_SIDECAR_HTTP_ADDR=0.0.0.0:9090"
   "all-on                  |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
 )
@@ -171,6 +183,49 @@ check "chart: native=false renders on Kubernetes 1.28 (no preStop sleep there) a
   "$0" template demo "$1" -f "$2" --kube-version 1.28.0 >"$3" && ! grep -q "sleep:" "$3"' \
   "$helm" "$chart" "$here/values/native-false.yaml" "$tmp/k128.yaml"
 check "chart: the Kubernetes 1.28 rendering is schema-valid" validate "$tmp/k128.yaml"
+# cache_ports FILE WANT: the one NetworkPolicy's egress rule to the cache (the first, with the
+# cache's CIDRs) allows exactly the TCP ports WANT ("6379,6380").
+cache_ports() {
+  node --input-type=module -e '
+    import { loadObjects } from "'"$here"'/lib.mjs";
+    const [file, want] = process.argv.slice(1);
+    const np = loadObjects(file).filter((o) => o.kind === "NetworkPolicy");
+    if (np.length !== 1) { console.log(`${np.length} NetworkPolicies rendered, want 1`); process.exit(1); }
+    const rule = np[0].spec.egress[0];
+    const got = rule.ports.map((p) => `${p.protocol}/${p.port}`).sort().join(",");
+    const exp = want.split(",").map((p) => `TCP/${p}`).sort().join(",");
+    if (got !== exp) { console.log(`the cache rule allows ${got}, want ${exp}`); process.exit(1); }' "$1" "$2"
+}
+check "chart: the NetworkPolicy allows the cache's port and extraCachePorts (Serverless: 6379, 6380)" \
+  cache_ports "$tmp/ci-serverless.yaml" 6379,6380
+check "chart: without extraCachePorts it allows only the cache's port" cache_ports "$tmp/all-on.yaml" 6379
+check "chart: an extraCachePorts entry equal to the cache's port is not listed twice" sh -c '
+  "$0" template demo "$1" -f "$2" --set "networkPolicy.extraCachePorts={6380,6379}" >"$3"' \
+  "$helm" "$chart" "$(values_file ci/serverless)" "$tmp/np-dup.yaml"
+check "chart: ... (6379, 6380)" cache_ports "$tmp/np-dup.yaml" 6379,6380
+# demo_cli FILE WANT: the demo app's redis-cli line is WANT (cluster mode: -c follows MOVED/ASK).
+demo_cli() {
+  grep -qF -- "$2" "$1" || { echo "no \"$2\" in the demo:"; grep -F 'cli="' "$1"; return 1; }
+}
+check "chart: in cluster mode the demo follows redirects (redis-cli -c)" \
+  demo_cli "$tmp/ci-serverless.yaml" 'cli="redis-cli -c -h 127.0.0.1 -p 6379"'
+check "chart: with cluster mode off it does not" demo_cli "$tmp/native-false.yaml" 'cli="redis-cli -h 127.0.0.1 -p 6379"'
+# same_env FILE: the helm test pod (`redis-sidecar check`) has the sidecar container's env.
+same_env() {
+  node --input-type=module -e '
+    import { loadObjects, podSpec, findSidecar } from "'"$here"'/lib.mjs";
+    const objects = loadObjects(process.argv[1]);
+    const env = (c) => JSON.stringify(c.env);
+    const pod = objects.find((o) => o.kind === "Pod");
+    const sidecar = findSidecar(podSpec(objects.find((o) => o.kind === "Deployment"))).container;
+    if (env(pod.spec.containers[0]) !== env(sidecar)) {
+      console.log(`test pod env ${env(pod.spec.containers[0])}\nsidecar env ${env(sidecar)}`);
+      process.exit(1);
+    }' "$1"
+}
+check "chart: the helm test pod runs check with the sidecar's env (cluster settings included)" \
+  same_env "$tmp/ci-serverless.yaml"
+
 # NOTES.txt is rendered only by install/upgrade, which need a cluster: render it in a copy of the
 # chart as a manifest (defined as a template, printed through --show-only).
 notes_chart="$tmp/notes-chart"
@@ -181,6 +236,10 @@ check "chart: NOTES.txt tells how to run redis-sidecar check" sh -c '
   "$0" template demo "$1" -n demo -f "$2" --show-only templates/notes.yaml >"$3" &&
   grep -qF "exec deploy/demo-redis-sidecar -c redis-sidecar -- redis-sidecar check" "$3"' \
   "$helm" "$notes_chart" "$(values_file ci/in-cluster)" "$tmp/notes.txt"
+check "chart: NOTES.txt tells to use a cluster client in cluster mode" sh -c '
+  "$0" template demo "$1" -n demo -f "$2" --show-only templates/notes.yaml >"$3" &&
+  grep -qF "Cluster mode is on: use a\ncluster client with 127.0.0.1:6379 as its seed" "$3" && grep -qF "local ports 7000-7199" "$3"' \
+  "$helm" "$notes_chart" "$(values_file ci/serverless)" "$tmp/notes-serverless.txt"
 
 # ---- chart: no upstream given (the chart's own values.yaml): lint and install fail, and every line
 #      naming externalRedis.host is the one message (helm lint prints the schema's errors twice, once
@@ -248,6 +307,7 @@ for k in base:redis:6379 overlays/elasticache:master.my-cache.abc123.use1.cache.
   check "kustomize[$dir]: objects valid against the schemas" validate "$out"
   check "kustomize[$dir]: assertions" node_ assert.mjs "$out" --addr "$addr" --native true
 done
+check "kustomize[base]: the NetworkPolicy allows the cache's port" cache_ports "$tmp/kustomize-base.yaml" 6379
 if [ -n "$bin" ]; then
   check "kustomize[overlays/elasticache]: env resolves with redis-sidecar config" \
     config_check "$tmp/kustomize-overlays-elasticache.yaml" master.my-cache.abc123.use1.cache.amazonaws.com 6379 true 0 yes

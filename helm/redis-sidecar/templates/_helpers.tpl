@@ -165,6 +165,31 @@ data:
 {{- printf "%s/%s" (.Values.sidecar.socket.dir | trimSuffix "/") .Values.sidecar.socket.name }}
 {{- end }}
 
+{{/*
+Fails unless sidecar.cluster.ports is a usable range: 1 <= first <= last <= 65535 (the schema
+checks only the shape), holding neither the listener's port nor httpPort (the node ports are bound
+on the listener's address in the pod's shared network namespace).
+*/}}
+{{- define "redis-sidecar.checkClusterPorts" -}}
+{{- $s := .Values.sidecar }}
+{{- $r := splitList "-" $s.cluster.ports }}
+{{- $first := index $r 0 | atoi }}
+{{- $last := index $r (sub (len $r) 1) | atoi }}
+{{- if or (ne (len $r) 2) (lt $first 1) (gt $last 65535) (gt $first $last) }}
+{{- fail (printf "sidecar.cluster.ports must be first-last with 1 <= first <= last <= 65535, e.g. 7000-7099; got %q" $s.cluster.ports) }}
+{{- end }}
+{{- if ne $s.listen "off" }}
+{{- $lp := regexFind "[0-9]+$" $s.listen | atoi }}
+{{- if and (le $first $lp) (le $lp $last) }}
+{{- fail (printf "sidecar.cluster.ports (%s) holds the listener's port %d (sidecar.listen): pick a range outside it" $s.cluster.ports $lp) }}
+{{- end }}
+{{- end }}
+{{- $hp := int $s.httpPort }}
+{{- if and (le $first $hp) (le $hp $last) }}
+{{- fail (printf "sidecar.cluster.ports (%s) holds the admin port %d (sidecar.httpPort): pick a range outside it" $s.cluster.ports $hp) }}
+{{- end }}
+{{- end }}
+
 {{/* The sidecar's environment. No secret ever appears here: secrets are files. */}}
 {{- define "redis-sidecar.env" -}}
 {{- $u := include "redis-sidecar.upstream" . | fromYaml }}
@@ -216,6 +241,11 @@ data:
 {{- end }}
 - name: REDIS_SIDECAR_READINESS
   value: {{ $s.readiness | quote }}
+{{- include "redis-sidecar.checkClusterPorts" . }}
+- name: REDIS_SIDECAR_CLUSTER
+  value: {{ $s.cluster.mode | quote }}
+- name: REDIS_SIDECAR_CLUSTER_PORTS
+  value: {{ $s.cluster.ports | quote }}
 - name: REDIS_SIDECAR_MIN_DRAIN
   value: {{ $s.drain.min | quote }}
 - name: REDIS_SIDECAR_MAX_DRAIN

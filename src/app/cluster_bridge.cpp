@@ -51,7 +51,16 @@ cluster_bridge::cluster_bridge(asio::any_io_executor ex, const config::settings&
       bind_host_(listener_host(s)),
       advertised_host_(advertised(bind_host_)),
       map_(port_range(s).first, port_range(s).second),
-      timer_(ex) {}
+      timer_(ex) {
+    // The node ports share the listener's address: never the listener's or the admin port.
+    for (const auto* host_port : {s.listen.tcp ? &*s.listen.tcp : nullptr, &s.http.addr}) {
+        if (host_port == nullptr) continue;
+        try {
+            if (const auto port = config::parse_address(*host_port).port) map_.reserve(*port);
+        } catch (const config::address_error&) {  // validated already
+        }
+    }
+}
 
 cluster_bridge::~cluster_bridge() {
     try {

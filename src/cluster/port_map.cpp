@@ -96,11 +96,18 @@ std::vector<mapped_node> port_map::apply(const topology& t) {
     auto keep = std::stable_partition(nodes_.begin(), nodes_.end(),
                                       [](const mapped_node& m) { return m.in_topology; });
     for (auto it = keep; it != nodes_.end(); ++it) {
-        used_[it->local_port - first_] = false;
+        used_[it->local_port - first_] =
+            false;  // (never a reserved port: those are not handed out)
         gone.push_back(std::move(*it));
     }
     nodes_.erase(keep, nodes_.end());
     return gone;
+}
+
+void port_map::reserve(std::uint16_t port) {
+    if (port < first_ || port > last_) return;
+    used_[port - first_] = true;
+    used_once_[port - first_] = true;
 }
 
 // The lowest port never used, else the lowest free one.

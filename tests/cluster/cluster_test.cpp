@@ -226,6 +226,23 @@ TEST(cluster_port_map, one_port_per_node_found_by_id_or_any_of_its_names) {
     EXPECT_EQ(m.ensure(nowhere), nullptr);
 }
 
+TEST(cluster_port_map, reserved_ports_are_never_handed_out) {
+    port_map m(7000, 7002);
+    m.reserve(7000);
+    m.reserve(7002);
+    m.reserve(9090);  // outside: no effect
+    node a;
+    a.id = "a";
+    a.ip = "10.0.0.1";
+    a.port = 6379;
+    EXPECT_EQ(m.ensure(a)->local_port, 7001);
+    node b = a;
+    b.id = "b";
+    b.port = 6380;
+    EXPECT_EQ(m.ensure(b), nullptr);
+    EXPECT_EQ(m.refused(), 1u);
+}
+
 TEST(cluster_port_map, a_topology_keeps_ports_retires_the_missing_and_reuses_ports_last) {
     port_map m(7000, 7003);
     std::string error;

@@ -31,6 +31,9 @@ class port_map {
     /// Ports first..last (inclusive).
     port_map(std::uint16_t first, std::uint16_t last);
 
+    /// Never hands out `port` (the sidecar's own listener and admin ports, when in the range).
+    void reserve(std::uint16_t port);
+
     /// The node's port, given one if it has none. nullptr: the range is full, or the node has
     /// no address.
     const mapped_node* ensure(const node& n);

@@ -457,6 +457,16 @@ bool client_core::holds_next_reply(char first) const {
            slots_.front().rewrite != cluster::reply_kind::none;
 }
 
+// Counted every time; logged the 1st, 2nd, 4th, 8th, … time, so that a client retrying cannot
+// flood the log.
+void client_core::note_rewrite_error(const std::string& error) {
+    const auto n = ++ctx_.stats->cluster_rewrite_errors;
+    if ((n & (n - 1)) == 0) {
+        log::warn("a cluster reply could not be rewritten to local ports; the client gets an error",
+                  {{"error", error}, {"times", std::to_string(n)}});
+    }
+}
+
 // Takes the held reply's bytes from pending (all of them, or up to its end). Once it is whole:
 // the bytes the client gets instead. A reply beyond cluster::max_rewritten_reply is dropped as
 // it arrives (never buffered) and replaced by an error.
@@ -490,9 +500,8 @@ std::optional<std::string> client_core::hold_reply(std::string_view& pending) {
     holding_ = false;
     count_reply(replies_.info());
     if (held_too_large_) {
-        ++ctx_.stats->cluster_rewrite_errors;
-        log::warn("a cluster topology reply is too large to rewrite; the client gets an error",
-                  {{"limit_bytes", std::to_string(cluster::max_rewritten_reply)}});
+        note_rewrite_error("the reply is larger than " +
+                           std::to_string(cluster::max_rewritten_reply) + " bytes");
         return "-ERR redis-sidecar: the upstream's cluster topology reply is larger than " +
                std::to_string(cluster::max_rewritten_reply) + " bytes\r\n";
     }
@@ -501,9 +510,7 @@ std::optional<std::string> client_core::hold_reply(std::string_view& pending) {
                       : cluster::rewrite_reply(held_kind_, held_reply_, *ctx_.cluster);
     std::string().swap(held_reply_);
     if (!result.error.empty()) {
-        ++ctx_.stats->cluster_rewrite_errors;
-        log::warn("could not rewrite the node addresses of a cluster reply",
-                  {{"error", result.error}});
+        note_rewrite_error(result.error);
     } else if (result.rewritten) {
         ++(held_kind_ == cluster::reply_kind::none ? ctx_.stats->cluster_redirects
                                                    : ctx_.stats->cluster_rewrites);

@@ -84,12 +84,16 @@ const mapped_node* port_map::find_port(std::uint16_t local_port) const {
 
 std::vector<mapped_node> port_map::apply(const topology& t) {
     for (auto& m : nodes_) m.in_topology = false;
-    for (const auto& s : t.shards) {
-        for (const auto& n : s.nodes) {
-            auto* m = ensure_mut(n);
-            if (m == nullptr) continue;
-            m->in_topology = true;
-            m->primary = n.primary;
+    // Primaries first: when the range is too small, every slot still has a port.
+    for (const bool primaries : {true, false}) {
+        for (const auto& s : t.shards) {
+            for (const auto& n : s.nodes) {
+                if (n.primary != primaries) continue;
+                auto* m = ensure_mut(n);
+                if (m == nullptr) continue;
+                m->in_topology = true;
+                m->primary = n.primary;
+            }
         }
     }
     std::vector<mapped_node> gone;

@@ -226,6 +226,19 @@ TEST(cluster_port_map, one_port_per_node_found_by_id_or_any_of_its_names) {
     EXPECT_EQ(m.ensure(nowhere), nullptr);
 }
 
+TEST(cluster_port_map, a_range_too_small_serves_every_primary_first) {
+    port_map m(7000, 7001);
+    std::string error;
+    auto t = topology_from_shards(shards_reply(), true, error);
+    ASSERT_TRUE(t);
+    m.apply(*t);
+    ASSERT_EQ(m.nodes().size(), 2u);
+    EXPECT_TRUE(m.nodes()[0].primary);
+    EXPECT_TRUE(m.nodes()[1].primary);
+    EXPECT_EQ(m.find("node-3.c.test", 6379), nullptr);  // the replica
+    EXPECT_EQ(m.refused(), 1u);
+}
+
 TEST(cluster_port_map, reserved_ports_are_never_handed_out) {
     port_map m(7000, 7002);
     m.reserve(7000);

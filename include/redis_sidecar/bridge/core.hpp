@@ -131,6 +131,7 @@ class client_core {
     void count_reply(const resp::frame_info& info);
     bool holds_next_reply(char first) const;
     std::optional<std::string> hold_reply(std::string_view& pending);
+    void note_rewrite_error(const std::string& error);
     bool swallow_frame(std::string_view& pending);
     void note_error_reply(const resp::frame_info& info);
     void unframable_reply();

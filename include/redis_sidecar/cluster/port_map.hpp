@@ -41,7 +41,8 @@ class port_map {
     const mapped_node* find(std::string_view host, std::uint16_t port) const;
     const mapped_node* find_port(std::uint16_t local_port) const;
 
-    /// Takes a fresh topology: marks its nodes (giving ports to new ones) and removes the nodes
+    /// Takes a fresh topology: marks its nodes (giving ports to new ones, primaries first, so
+    /// that a range too small for every node still serves every slot) and removes the nodes
     /// not in it, returning them (their listeners close). Nodes only ever seen in MOVED/ASK
     /// are removed too: the topology is the authority.
     std::vector<mapped_node> apply(const topology& t);

@@ -273,10 +273,9 @@ class checker {
         auto up = std::make_shared<config::upstream_settings>(settings_.upstream);
         up->host = n.host();
         up->port = n.port;
-        up->tls.server_name.clear();
+        up->tls.server_name = up->host;  // SNI and verification: the node's own name
         auto s = std::make_shared<config::settings>(settings_);
         s->upstream = *up;
-        s->upstream.tls.server_name = up->host;
         const auto name = "node " + n.address();
         const auto start = clock::now();
         auto resolve = upstream::make_resolver(io_->get_executor(), *up);

@@ -265,7 +265,7 @@ void cluster_bridge::open_port(const cluster::mapped_node& m) {
     auto up = settings_.upstream;
     up.host = m.host;
     up.port = m.port;
-    up.tls.server_name.clear();  // SNI and verification: the node's own name
+    up.tls.server_name = m.host;  // SNI and verification: the node's own name
     n.pool =
         std::make_shared<upstream::pool>(ex_, up, tls_, options_, upstream::make_resolver(ex_, up));
     n.context = std::make_shared<bridge::session_context>();

@@ -536,7 +536,9 @@ class opener final : public std::enable_shared_from_this<opener> {
         }
         const auto& tls_settings = options_.upstream->tls;
         SSL* ssl = conn_->ssl_handle();
-        const auto& name = tls_settings.server_name;
+        // Never an empty name: that would turn host-name verification off.
+        const auto& name =
+            tls_settings.server_name.empty() ? options_.upstream->host : tls_settings.server_name;
         if (!config::is_ip_literal(name)) SSL_set_tlsext_host_name(ssl, name.c_str());
         if (tls_settings.verify) {
             X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -547,7 +549,7 @@ class opener final : public std::enable_shared_from_this<opener> {
                 X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
             }
         }
-        tls_->offer_session(ssl);
+        tls_->offer_session(ssl, name);
         conn_->async_handshake([self = shared_from_this()](const boost::system::error_code& e) {
             self->on_handshake(e);
         });
@@ -622,7 +624,11 @@ class opener final : public std::enable_shared_from_this<opener> {
                   (info.role.empty() ? "" : ", role " + info.role));
         trace("ping", true, "PONG");
         conn_->set_info(std::move(out.info));
-        if (conn_->tls()) tls_->remember_session(conn_->ssl_handle());
+        if (conn_->tls()) {
+            const auto& up = *options_.upstream;
+            tls_->remember_session(conn_->ssl_handle(),
+                                   up.tls.server_name.empty() ? up.host : up.tls.server_name);
+        }
         finish({});
     }
 

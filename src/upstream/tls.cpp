@@ -42,15 +42,17 @@ tls_client::tls_client(const config::tls_settings& settings)
 }
 
 tls_client::~tls_client() {
-    if (session_ != nullptr) SSL_SESSION_free(session_);
+    for (auto& [name, s] : sessions_) SSL_SESSION_free(s);
 }
 
-void tls_client::offer_session(SSL* ssl) {
+void tls_client::offer_session(SSL* ssl, const std::string& server_name) {
     std::lock_guard lock(mutex_);
-    if (session_ != nullptr) SSL_set_session(ssl, session_);
+    if (const auto it = sessions_.find(server_name); it != sessions_.end()) {
+        SSL_set_session(ssl, it->second);
+    }
 }
 
-void tls_client::remember_session(SSL* ssl) {
+void tls_client::remember_session(SSL* ssl, const std::string& server_name) {
     SSL_SESSION* s = SSL_get1_session(ssl);
     if (s == nullptr) return;
     if (SSL_SESSION_is_resumable(s) == 0) {
@@ -58,8 +60,19 @@ void tls_client::remember_session(SSL* ssl) {
         return;
     }
     std::lock_guard lock(mutex_);
-    if (session_ != nullptr) SSL_SESSION_free(session_);
-    session_ = s;
+    auto& slot = sessions_[server_name];
+    if (slot != nullptr) SSL_SESSION_free(slot);
+    slot = s;
+    if (sessions_.size() > max_sessions) {  // bounded: forget every other name
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (it->first != server_name) {
+                SSL_SESSION_free(it->second);
+                it = sessions_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
 }
 
 std::string openssl_reason(const SSL* ssl, const std::error_code& ec) {

@@ -210,6 +210,51 @@ TEST_F(cluster_shapes, serverless_shaped_one_name_two_ports_reads_from_the_repli
     EXPECT_EQ(slots.out.find(primary.host_name), std::string::npos) << slots.out;
 }
 
+// Every node's connection verifies that node's own name: a node announced under a name its
+// certificate does not carry is refused, however the cluster vouches for it.
+TEST_F(cluster_shapes, a_node_whose_certificate_does_not_name_it_is_refused) {
+    redis_cluster cluster(cluster_options());
+    cluster.start();
+    const auto replica = cluster.replicas_of(cluster.primaries().front()).front();
+    const std::string impostor = "impostor.other.test";
+    ASSERT_TRUE(
+        cluster.cli(replica, {"CONFIG", "SET", "cluster-announce-hostname", impostor}).ok());
+    ASSERT_TRUE(eventually(
+        [&] {
+            return cluster.cli(0, {"CLUSTER", "SLOTS"}).out.find(impostor) != std::string::npos;
+        },
+        15s));
+    temp_dir dir;
+    const auto hosts = dir.path() + "/hosts";
+    {
+        std::ofstream f(hosts);
+        f << read_file(cluster.hosts_file()) << cluster.node(replica).ip << " " << impostor << "\n";
+    }
+    const auto first = free_port_range(10);
+    auto env = sidecar_env(cluster, first, 10);
+    env["REDIS_SIDECAR_HOSTS_FILE"] = hosts;
+    sidecar_process sidecar;
+    sidecar.start(env);  // ready: every primary is fine
+    std::uint16_t port = 0;
+    std::string error;
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto j = status_of(sidecar);
+            for (const auto& n : j["cluster"]["nodes"]) {
+                if (n["node"].get<std::string>().rfind(impostor, 0) != 0) continue;
+                port = n["local_port"].get<std::uint16_t>();
+                if (n.contains("last_error")) error = n["last_error"].get<std::string>();
+            }
+            return !error.empty();
+        },
+        20s))
+        << status_of(sidecar).dump(2);
+    EXPECT_NE(error.find("certificate verify failed"), std::string::npos) << error;
+    const auto r =
+        run_process({"redis-cli", "-p", std::to_string(port), "READONLY"}, base_env(), 20s);
+    EXPECT_NE(r.out.find("upstream unavailable"), std::string::npos) << r;
+}
+
 TEST_F(cluster_shapes, check_reads_the_topology_and_every_node) {
     redis_cluster cluster(cluster_options());
     cluster.start();

@@ -220,12 +220,13 @@ class checker {
                 }
                 if (reply.type == resp::reply_type::error) {
                     if (reply.str.find("cluster support disabled") != std::string::npos) {
-                        const bool wanted = settings_.cluster.mode == "on";
-                        add({"cluster", !wanted, 0, "the upstream is not a cluster",
-                             wanted ? "REDIS_SIDECAR_CLUSTER=on needs a cluster-mode upstream "
-                                      "(ElastiCache cluster mode enabled, Serverless); use auto"
-                                    : ""});
-                        ok = !wanted;
+                        // auto: nothing to say about a plain upstream.
+                        ok = settings_.cluster.mode != "on";
+                        if (!ok) {
+                            add({"cluster", false, 0, "the upstream is not a cluster",
+                                 "REDIS_SIDECAR_CLUSTER=on needs a cluster-mode upstream "
+                                 "(ElastiCache cluster mode enabled, Serverless); use auto"});
+                        }
                         return;
                     }
                     add({"cluster", false, 0, reply.str,

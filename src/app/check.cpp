@@ -198,7 +198,7 @@ class checker {
                     c->close();
                     return;
                 }
-                cluster_topology(std::move(c), true, ok);
+                cluster_topology(c, true, ok);
             });
     }
 

@@ -162,6 +162,16 @@ void cluster_bridge::refresh() {
                                   : std::chrono::milliseconds(1000));
                 return;
             }
+            // HELLO already said what the server is: no CLUSTER command (which a restricted
+            // ACL user may not run) is needed to learn that a plain server is no cluster.
+            if (settings_.cluster.mode == "auto" && !active_ && c->info().mode == "standalone") {
+                via->release(std::move(c), true);
+                refreshing_ = false;
+                settled_ = true;
+                log::info(
+                    "the upstream is not a cluster; cluster mode off (REDIS_SIDECAR_CLUSTER=auto)");
+                return;
+            }
             upstream::async_command(
                 c, resp::format_command({"CLUSTER", shards ? "SHARDS" : "SLOTS"}), 1,
                 settings_.pool.socket_timeout, [this, via, c, shards](upstream::command_result r) {
@@ -195,6 +205,15 @@ void cluster_bridge::on_reply(const resp::value& reply, bool shards) {
                               e.find("nknown command") != std::string::npos)) {
             use_slots_ = true;  // before Redis 7: CLUSTER SLOTS
             schedule(std::chrono::milliseconds(0));
+            return;
+        } else if (settings_.cluster.mode == "auto" && !active_) {
+            // Cannot tell (an ACL user without CLUSTER, a server without HELLO): serve as a
+            // plain server rather than never becoming ready.
+            settled_ = true;
+            log::warn(
+                "cannot tell whether the upstream is a cluster; cluster mode off (set "
+                "REDIS_SIDECAR_CLUSTER=on if it is one)",
+                {{"error", e}});
             return;
         } else {
             last_error_ = "CLUSTER " + std::string(shards ? "SHARDS" : "SLOTS") + ": " + e;

@@ -311,6 +311,8 @@ void cluster_bridge::open_port(const cluster::mapped_node& m) {
     ++stats_.nodes;
     log::info("cluster node has a local port",
               {{"node", n.address}, {"port", std::to_string(m.local_port)}});
+    // A node that cannot be reached may have left or failed over: ask for the topology soon.
+    n.pool->on_connect_failure([this] { redirected(); });
     n.pool->start();
     ports_.emplace(m.local_port, std::move(n));
 }
@@ -349,6 +351,17 @@ std::string cluster_bridge::not_ready_reason() const {
         }
     }
     return "";
+}
+
+const cluster::cluster_stats& cluster_bridge::stats() const {
+    stats_.per_node.clear();
+    for (const auto& [port, n] : ports_) {
+        const auto& s = n.pool->stats();
+        const auto* m = map_.find_port(port);
+        stats_.per_node.push_back(
+            {port, m != nullptr && m->primary, n.pool->healthy(), s.idle, s.leased});
+    }
+    return stats_;
 }
 
 upstream::pool_stats cluster_bridge::pool_totals() const {

@@ -27,7 +27,8 @@ namespace asio = boost::asio;
 /// CLUSTER SLOTS where that is unknown) through the seed pool, gives every node a local port
 /// from REDIS_SIDECAR_CLUSTER_PORTS with its own pool (TLS with SNI = the node's host name,
 /// same credentials) and listener, and is the address book the bridge rewrites topology
-/// replies and MOVED/ASK with. Refreshes on a timer and soon after a MOVED; a node that leaves the
+/// replies and MOVED/ASK with. Refreshes on a timer, and soon (at most once a second) after a
+/// MOVED or a node's failed connect; a node that leaves the
 /// topology stops accepting and is closed once its clients left. With mode "auto" it turns itself
 /// off when the upstream is no cluster. Single-threaded (the io_context's).
 class cluster_bridge final : public cluster::address_book {
@@ -61,7 +62,8 @@ class cluster_bridge final : public cluster::address_book {
     /// connection (or cluster mode is off).
     std::string not_ready_reason() const;
     nlohmann::json status() const;
-    const cluster::cluster_stats& stats() const { return stats_; }
+    /// The counters, and every node's pool figures as of now.
+    const cluster::cluster_stats& stats() const;
     /// Pool figures summed over the node pools.
     upstream::pool_stats pool_totals() const;
 
@@ -105,7 +107,7 @@ class cluster_bridge final : public cluster::address_book {
     bool settled_ = false;
     bool stopped_ = false;
     std::string last_error_;
-    cluster::cluster_stats stats_;
+    mutable cluster::cluster_stats stats_;  // per_node is refreshed by stats()
 };
 
 }  // namespace redis_sidecar::app

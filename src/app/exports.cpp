@@ -43,6 +43,21 @@ void cluster_rewrites(registry& r, const family& f, const stats_view& v) {
     r.set(f, {{"kind", "redirect"}}, static_cast<double>(v.bridge.cluster_redirects));
 }
 
+void cluster_node_up(registry& r, const family& f, const stats_view& v) {
+    for (const auto& n : v.cluster.per_node) {
+        r.set(f, {{"port", std::to_string(n.port)}, {"role", n.primary ? "primary" : "replica"}},
+              n.healthy ? 1 : 0);
+    }
+}
+
+void cluster_node_connections(registry& r, const family& f, const stats_view& v) {
+    for (const auto& n : v.cluster.per_node) {
+        const auto port = std::to_string(n.port);
+        r.set(f, {{"port", port}, {"state", "idle"}}, static_cast<double>(n.idle));
+        r.set(f, {{"port", port}, {"state", "leased"}}, static_cast<double>(n.leased));
+    }
+}
+
 void connect_failures(registry& r, const family& f, const stats_view& v) {
     for (int i = 1; i < upstream::error_count; ++i) {
         const auto kind = static_cast<upstream::error>(i);
@@ -194,6 +209,14 @@ const exported app_exports[] = {
     // Cluster mode (cluster::cluster_stats, bridge::bridge_stats).
     {{"redis_sidecar_cluster_nodes", gauge, "Cluster nodes with an open local port."},
      cluster_figure<&C::nodes>, nullptr, "cluster.node_count"},
+    {{"redis_sidecar_cluster_node_up", gauge,
+      "1 when the cluster node behind a local port has a healthy upstream connection; one "
+      "series per node port (bounded by REDIS_SIDECAR_CLUSTER_PORTS).", {"port", "role"}},
+     nullptr, cluster_node_up},
+    {{"redis_sidecar_cluster_node_connections", gauge,
+      "Upstream connections to the cluster node behind a local port, by state (idle, leased).",
+      {"port", "state"}},
+     nullptr, cluster_node_connections},
     {{"redis_sidecar_cluster_topology_refreshes_total", counter,
       "Cluster topology reads (CLUSTER SHARDS or SLOTS), by result (ok, failed).", {"result"}},
      nullptr, cluster_refreshes},

@@ -394,6 +394,7 @@ void pool::record_failure(std::error_code ec, const std::string& detail) {
                                               {"error", label(kind)},
                                               {"detail", stats_.last_error_message}});
     }
+    if (on_connect_failure_) on_connect_failure_();
 }
 
 void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::time_point started,

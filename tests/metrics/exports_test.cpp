@@ -151,6 +151,8 @@ TEST(exports, a_scrape_sets_every_app_family_without_misuse) {
     upstream::pool_stats pool;
     bridge::bridge_stats bridge;
     cluster::cluster_stats cluster;
+    // The per-node families have one series per node port: none without cluster mode.
+    cluster.per_node.push_back({7000, true, true, 1, 0});
     app::stats_view view{.pool = pool, .bridge = bridge, .cluster = cluster, .version = "1.2.3"};
     registry r(app::all_families());
     app::fill(r, view);
@@ -180,6 +182,7 @@ TEST(exports, rows_read_their_own_counters) {
     cluster::cluster_stats cluster;
     cluster.refresh_failures = 23;
     cluster.nodes = 6;
+    cluster.per_node.push_back({7001, true, true, 2, 3});
     app::stats_view view{.pool = pool,
                          .bridge = bridge,
                          .cluster = cluster,
@@ -210,6 +213,12 @@ TEST(exports, rows_read_their_own_counters) {
                   text, "redis_sidecar_cluster_topology_refreshes_total{result=\"failed\"}"),
               23);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_cluster_nodes"), 6);
+    EXPECT_EQ(
+        testing::metric_sum(text, "redis_sidecar_cluster_node_up{port=\"7001\",role=\"primary\"}"),
+        1);
+    EXPECT_EQ(testing::metric_sum(
+                  text, "redis_sidecar_cluster_node_connections{port=\"7001\",state=\"leased\"}"),
+              3);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_upstream_up"), 1);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"ready\"}"), 1);
     EXPECT_EQ(testing::metric_sum(text, "redis_sidecar_state{state=\"starting\"}"), 0);

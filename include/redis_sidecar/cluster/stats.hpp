@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace redis_sidecar::cluster {
 
@@ -14,6 +15,16 @@ struct cluster_stats {
     std::uint64_t nodes_removed = 0;     ///< local ports closed: the node left the topology
     std::uint64_t bind_failures = 0;     ///< a node's local port could not be bound
     std::uint64_t ports_exhausted = 0;   ///< times a node got no port: the range was full
+
+    /// One node's pool, by its local port (at most one per port of the range: bounded labels).
+    struct node_figures {
+        std::uint16_t port = 0;
+        bool primary = false;
+        bool healthy = false;  ///< a healthy connection is open
+        std::size_t idle = 0;
+        std::size_t leased = 0;
+    };
+    std::vector<node_figures> per_node;  ///< as of the last read
 };
 
 }  // namespace redis_sidecar::cluster

@@ -101,6 +101,8 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     bool healthy() const { return stats_.open > 0; }
     /// Called once, when the first connection has opened (the sidecar's startup mark).
     void on_first_connect(std::function<void()> f) { on_first_connect_ = std::move(f); }
+    /// Called after every failed connect (cluster mode: the topology may have changed).
+    void on_connect_failure(std::function<void()> f) { on_connect_failure_ = std::move(f); }
 
   private:
     struct waiter {
@@ -166,6 +168,7 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     bool running_ = false;
     pool_stats stats_;
     std::function<void()> on_first_connect_;
+    std::function<void()> on_connect_failure_;
 };
 
 }  // namespace redis_sidecar::upstream

@@ -212,6 +212,7 @@ TEST_F(cluster_bridge, readiness_waits_for_every_primary_and_status_lists_the_no
         if (n["role"] == "primary") ++primaries;
     }
     EXPECT_EQ(primaries, 3u);
+    EXPECT_EQ(sidecar_.metric("redis_sidecar_cluster_node_up"), 6);
 
     // A primary whose every connection fails: not ready until its replica took over.
     const auto victim = cluster_->primaries().back();

@@ -6,6 +6,8 @@
 #include "cluster_sidecar.hpp"
 #include "scripted_upstream.hpp"
 
+#include <sys/time.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -253,6 +255,87 @@ TEST_F(cluster_shapes, a_node_whose_certificate_does_not_name_it_is_refused) {
     const auto r =
         run_process({"redis-cli", "-p", std::to_string(port), "READONLY"}, base_env(), 20s);
     EXPECT_NE(r.out.find("upstream unavailable"), std::string::npos) << r;
+}
+
+// ElastiCache RBAC: the sidecar authenticates as an ACL user on every node.
+TEST_F(cluster_shapes, an_acl_user_is_the_identity_on_every_node) {
+    auto options = cluster_options();
+    options.acl_users = {"user app on >app-secret-password-0123 ~* &* +@all"};
+    redis_cluster cluster(options);
+    cluster.start();
+    const auto first = free_port_range(10);
+    auto env = sidecar_env(cluster, first, 10);
+    env["REDIS_USERNAME"] = "app";
+    env["REDIS_PASSWORD"] = "app-secret-password-0123";
+    sidecar_process sidecar;
+    sidecar.start(env);
+    const auto j = status_of(sidecar);
+    std::size_t nodes = 0;
+    for (const auto& n : j["cluster"]["nodes"]) {
+        const auto port = std::to_string(n["local_port"].get<int>());
+        const auto r = run_process({"redis-cli", "-p", port, "ACL", "WHOAMI"}, base_env(), 20s);
+        EXPECT_EQ(trim(r.out), "app") << "port " << port << ": " << r;
+        ++nodes;
+    }
+    EXPECT_EQ(nodes, 6u);
+    std::string sets;
+    for (int i = 0; i < 200; ++i) sets += "SET acl:" + std::to_string(i) + " v\n";
+    const auto w = run_process({"redis-cli", "-c", "-p", std::to_string(sidecar.port())},
+                               base_env(), 60s, sets);
+    std::size_t ok = 0;
+    std::istringstream in(w.out);
+    for (std::string l; std::getline(in, l);) ok += l == "OK" ? 1 : 0;
+    EXPECT_EQ(ok, 200u) << w;
+}
+
+// A node that leaves the cluster: its port stops taking clients at the next topology read, a
+// client still connected to it keeps its connection until it leaves, then the port is gone.
+TEST_F(cluster_shapes, a_node_that_leaves_loses_its_port_after_its_clients_leave) {
+    redis_cluster cluster(cluster_options());
+    cluster.start();
+    const auto spare = cluster.add_node(false);  // a replica of the lowest primary
+    const auto first = free_port_range(10);
+    sidecar_process sidecar;
+    sidecar.start(sidecar_env(cluster, first, 10));
+    const auto spare_name = cluster.node(spare).address();
+    std::uint16_t port = 0;
+    {
+        const auto j = status_of(sidecar);
+        for (const auto& n : j["cluster"]["nodes"]) {
+            if (n["node"] == spare_name) port = n["local_port"].get<std::uint16_t>();
+        }
+        ASSERT_NE(port, 0) << j.dump(2);
+    }
+    // A client on the leaving node's port, idle.
+    auto held = connect_tcp("127.0.0.1", port, 5s);
+    ASSERT_TRUE(held);
+    const std::string ping = "*1\r\n$4\r\nPING\r\n";
+    ASSERT_EQ(::send(held.get(), ping.data(), ping.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(ping.size()));
+    char buf[64];
+    ASSERT_GT(::recv(held.get(), buf, sizeof buf, 0), 0);
+
+    // Forget it everywhere, then reset it: it is no member any more.
+    for (const auto& n : cluster.nodes()) {
+        if (n.index == spare || !n.member || !n.running) continue;
+        ASSERT_TRUE(cluster.cli(n.index, {"CLUSTER", "FORGET", cluster.node_id(spare)}).ok());
+    }
+    ASSERT_TRUE(cluster.cli(spare, {"CLUSTER", "RESET", "HARD"}).ok());
+    ASSERT_TRUE(eventually(
+        [&] { return sidecar.metric("redis_sidecar_cluster_nodes_removed_total") == 1; }, 25s))
+        << status_of(sidecar).dump(2);
+    EXPECT_EQ(sidecar.metric("redis_sidecar_cluster_nodes"), 6);
+    EXPECT_FALSE(connect_tcp("127.0.0.1", port, 2s)) << "the port still accepts";
+    // The client that was there is still served (by the node it came for).
+    ASSERT_EQ(::send(held.get(), ping.data(), ping.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(ping.size()));
+    timeval tv{5, 0};
+    ::setsockopt(held.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const auto n = ::recv(held.get(), buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), "+PONG\r\n");
+    const auto j = status_of(sidecar);
+    for (const auto& node : j["cluster"]["nodes"]) EXPECT_NE(node["node"], spare_name);
 }
 
 TEST_F(cluster_shapes, check_reads_the_topology_and_every_node) {

@@ -156,23 +156,9 @@ TEST_P(core_test, same_result_whole_bytewise_and_in_random_pieces) {
     }
 }
 
-/// Cluster mode with an address book of its own (ports from 7000, in order of first mention).
-class book final : public cluster::address_book {
-  public:
-    std::optional<std::uint16_t> local_port(const cluster::node& n) override {
-        const auto* m = map_.ensure(n);
-        return m != nullptr ? std::optional(m->local_port) : std::nullopt;
-    }
-    const std::string& local_host() const override { return host_; }
-    void redirected() override {}
-
-  private:
-    cluster::port_map map_{7000, 7099};
-    std::string host_ = "127.0.0.1";
-};
-
 core_case::setup_fn with_cluster() {
-    auto b = std::make_shared<book>();
+    // Ports from 7000, in order of first mention; one book per case (all three cuts).
+    auto b = std::make_shared<cluster::port_map_book>();
     return [b](session_context& ctx) { ctx.cluster = b.get(); };
 }
 

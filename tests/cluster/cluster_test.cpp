@@ -78,22 +78,7 @@ value shards_reply(char map_type = '*') {
     });
 }
 
-/// The address book the sidecar keeps, without listeners.
-class test_book : public address_book {
-  public:
-    explicit test_book(std::uint16_t first = 7000, std::uint16_t last = 7099) : map(first, last) {}
-    std::optional<std::uint16_t> local_port(const node& n) override {
-        const auto* m = map.ensure(n);
-        if (m == nullptr) return std::nullopt;
-        return m->local_port;
-    }
-    const std::string& local_host() const override { return host; }
-    void redirected() override { ++redirects; }
-
-    port_map map;
-    std::string host = "127.0.0.1";
-    int redirects = 0;
-};
+using test_book = port_map_book;  // the rewriting's book, without listeners
 
 void expect_no_upstream_address(const std::string& s) {
     for (const char* a : {"10.0.0.", "c.test", ":6379", ":6380"}) {
@@ -311,8 +296,8 @@ TEST(cluster_rewrite, slots_reply_gets_local_addresses_in_resp2_and_resp3) {
         EXPECT_EQ(primary.items[3].items.size(), 2u);  // ip kept (local), hostname gone
         EXPECT_EQ(v.items[0].items[3].items[1].text, "7001");
         EXPECT_EQ(v.items[1].items[2].items[1].text, "7002");
-        EXPECT_EQ(book.map.find("node-4.c.test", 6380)->local_port, 7003);
-        EXPECT_EQ(book.map.find("10.0.0.4", 6379)->local_port, 7001);
+        EXPECT_EQ(book.map().find("node-4.c.test", 6380)->local_port, 7003);
+        EXPECT_EQ(book.map().find("10.0.0.4", 6379)->local_port, 7001);
     }
 }
 
@@ -367,10 +352,10 @@ TEST(cluster_rewrite, moved_and_ask_point_at_local_ports_and_moved_asks_for_a_re
     test_book book;
     auto r = rewrite_reply(reply_kind::none, "-MOVED 3999 node-1.c.test:6380\r\n", book);
     EXPECT_EQ(r.bytes, "-MOVED 3999 127.0.0.1:7000\r\n");
-    EXPECT_EQ(book.redirects, 1);
+    EXPECT_EQ(book.redirects(), 1u);
     r = rewrite_reply(reply_kind::none, "-ASK 3999 node-1.c.test:6380\r\n", book);
     EXPECT_EQ(r.bytes, "-ASK 3999 127.0.0.1:7000\r\n");
-    EXPECT_EQ(book.redirects, 1);
+    EXPECT_EQ(book.redirects(), 1u);
     r = rewrite_reply(reply_kind::none, "-ERR wrong number of arguments\r\n", book);
     EXPECT_EQ(r.bytes, "-ERR wrong number of arguments\r\n");
     EXPECT_FALSE(r.rewritten);

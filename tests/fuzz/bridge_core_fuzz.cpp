@@ -23,21 +23,6 @@ using namespace redis_sidecar;
     std::abort();
 }
 
-// Cluster mode's address book with a small port range (so that it fills up).
-class book final : public cluster::address_book {
-  public:
-    std::optional<std::uint16_t> local_port(const cluster::node& n) override {
-        const auto* m = map_.ensure(n);
-        return m != nullptr ? std::optional(m->local_port) : std::nullopt;
-    }
-    const std::string& local_host() const override { return host_; }
-    void redirected() override {}
-
-  private:
-    cluster::port_map map_{7000, 7003};
-    std::string host_ = "127.0.0.1";
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -63,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     ctx.passthrough_auth = (flags & 0x20) != 0;
     if ((flags & 0x40) != 0) ctx.client_password = config::secret("local");
-    book addresses;
+    cluster::port_map_book addresses(7000, 7003);  // small: it fills up
     if ((flags & 0x80) != 0) ctx.cluster = &addresses;
     bridge::client_core core(ctx);
 

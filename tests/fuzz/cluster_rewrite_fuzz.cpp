@@ -24,20 +24,6 @@ using namespace redis_sidecar;
     std::abort();
 }
 
-class book final : public cluster::address_book {
-  public:
-    std::optional<std::uint16_t> local_port(const cluster::node& n) override {
-        const auto* m = map_.ensure(n);
-        return m != nullptr ? std::optional(m->local_port) : std::nullopt;
-    }
-    const std::string& local_host() const override { return host_; }
-    void redirected() override {}
-
-  private:
-    cluster::port_map map_{7000, 7015};
-    std::string host_ = "127.0.0.1";
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -45,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input(reinterpret_cast<const char*>(data), size);
     const auto kind = static_cast<cluster::reply_kind>(static_cast<unsigned char>(input[0]) % 5);
     const auto reply = input.substr(1);
-    book b;
+    cluster::port_map_book b(7000, 7015);
     const auto r = cluster::rewrite_reply(kind, reply, b);
     std::string error;
     if (!r.bytes.empty() && r.bytes.front() != '-' && r.bytes.front() != '+' && r.bytes != reply &&

@@ -221,11 +221,6 @@ int status_code(int raw) {
     return -1;
 }
 
-std::string tail(const std::string& s, std::size_t limit) {
-    if (s.size() <= limit) return s;
-    return "[... " + std::to_string(s.size() - limit) + " bytes ...]" + s.substr(s.size() - limit);
-}
-
 }  // namespace
 
 void ignore_sigpipe() {
@@ -242,8 +237,8 @@ std::string process_result::describe() const {
         os << "exit code " << exit_code;
     }
     os << "\n--- stdout ---\n"
-       << tail(out, dump_limit) << "\n--- stderr ---\n"
-       << tail(err, dump_limit) << "\n---";
+       << tail_of(out, dump_limit) << "\n--- stderr ---\n"
+       << tail_of(err, dump_limit) << "\n---";
     return os.str();
 }
 
@@ -373,7 +368,7 @@ child_process::~child_process() {
              {std::pair{"stdout", out()}, std::pair{"stderr", err()}}) {
             if (text.empty()) continue;
             std::cerr << "[support] " << name_ << " (pid " << pid_ << ") " << stream << ":\n"
-                      << tail(text, dump_limit) << "\n";
+                      << tail_of(text, dump_limit) << "\n";
         }
     }
 }
@@ -506,6 +501,11 @@ std::vector<pid_t> child_pids(std::string_view comm) {
                 << ")";
     }
     return failure;
+}
+
+std::string tail_of(const std::string& s, std::size_t limit) {
+    if (s.size() <= limit) return s;
+    return "[... " + std::to_string(s.size() - limit) + " bytes ...]" + s.substr(s.size() - limit);
 }
 
 std::string trim(std::string_view s) {

@@ -132,6 +132,10 @@ std::vector<pid_t> child_pids(std::string_view comm = {});
 /// `s` without leading and trailing white space (redis-cli ends its output with a newline).
 std::string trim(std::string_view s);
 
+/// The last `limit` bytes of `s` after a "[... N bytes ...]" mark (all of it when shorter):
+/// for dumps of logs and output.
+std::string tail_of(const std::string& s, std::size_t limit);
+
 /// Sets SIGPIPE to SIG_IGN in this process (idempotent), so writing to a closed pipe or socket
 /// is an EPIPE error instead of death. Every spawning function of this library calls it; children
 /// get default dispositions back.

@@ -35,24 +35,6 @@ constexpr std::size_t log_tail_limit = 3000;
 /// Attempts at starting a node whose freshly chosen ports turn out to be taken.
 constexpr int port_attempts = 3;
 
-/// A value in redis.conf syntax: double-quoted, with backslash and quote escaped.
-std::string quote(const std::string& value) {
-    std::string q = "\"";
-    for (char c : value) {
-        if (c == '"' || c == '\\') q += '\\';
-        if (c == '\n') {
-            q += "\\n";
-            continue;
-        }
-        q += c;
-    }
-    return q + "\"";
-}
-
-std::string tail(const std::string& s, std::size_t limit) {
-    return s.size() <= limit ? s : "..." + s.substr(s.size() - limit);
-}
-
 /// Lines of `text` without their "\r" (INFO replies end lines with "\r\n").
 std::vector<std::string> lines_of(const std::string& text) {
     std::vector<std::string> lines;
@@ -297,7 +279,8 @@ std::unique_ptr<redis_server> redis_cluster::make_server(std::size_t index) cons
         c.push_back("tls-cluster yes");
         c.push_back("tls-replication yes");
     }
-    if (options_.requirepass) c.push_back("masterauth " + quote(*options_.requirepass));
+    if (options_.requirepass)
+        c.push_back("masterauth " + redis_config_quote(*options_.requirepass));
     if (options_.announce_hostnames) {
         c.push_back("cluster-announce-hostname " + n.host_name);
         c.push_back("cluster-preferred-endpoint-type hostname");
@@ -896,7 +879,7 @@ void redis_cluster::fail(const std::string& what, const std::string& detail) con
     for (const auto& n : nodes_) {
         if (!servers_[n.index]) continue;
         logs += "--- " + n.host_name + " log (" + servers_[n.index]->log_path() + "):\n" +
-                tail(servers_[n.index]->log(), log_tail_limit) + "\n";
+                tail_of(servers_[n.index]->log(), log_tail_limit) + "\n";
     }
     throw std::runtime_error("redis_cluster: " + what + ": " + detail + "\n" + describe() + logs);
 }

@@ -25,8 +25,9 @@ constexpr auto ping_timeout = 2s;
 /// How much of the log a failing test prints.
 constexpr std::size_t log_dump_limit = 8192;
 
-/// A value in redis.conf syntax: double-quoted, with backslash and quote escaped.
-std::string quote(const std::string& value) {
+}  // namespace
+
+std::string redis_config_quote(const std::string& value) {
     std::string q = "\"";
     for (char c : value) {
         if (c == '"' || c == '\\') q += '\\';
@@ -38,12 +39,6 @@ std::string quote(const std::string& value) {
     }
     return q + "\"";
 }
-
-std::string tail(const std::string& s, std::size_t limit) {
-    return s.size() <= limit ? s : s.substr(s.size() - limit);
-}
-
-}  // namespace
 
 redis_server::redis_server(redis_server_options options, test_pki* pki)
     : options_(std::move(options)),
@@ -57,7 +52,7 @@ redis_server::~redis_server() {
     stop();
     if (::testing::Test::HasFailure() && process_.pid() > 0) {
         std::cerr << "[support] redis-server on port " << port_ << " log (" << log_path_ << "):\n"
-                  << tail(log(), log_dump_limit) << "\n";
+                  << tail_of(log(), log_dump_limit) << "\n";
     }
 }
 
@@ -74,9 +69,9 @@ void redis_server::write_config() {
         const cert_files server = pki().server_cert(options_.cert_name);
         line("port 0");  // TLS only: no plain-text port at all
         line("tls-port " + std::to_string(port_));
-        line("tls-cert-file " + quote(server.cert));
-        line("tls-key-file " + quote(server.key));
-        line("tls-ca-cert-file " + quote(pki().ca_cert()));
+        line("tls-cert-file " + redis_config_quote(server.cert));
+        line("tls-key-file " + redis_config_quote(server.key));
+        line("tls-ca-cert-file " + redis_config_quote(pki().ca_cert()));
         // Redis defaults to requiring client certificates; say what we mean either way.
         line(std::string("tls-auth-clients ") + (options_.tls_auth_clients ? "yes" : "no"));
     } else {
@@ -86,14 +81,14 @@ void redis_server::write_config() {
     line("supervised no");
     line("save \"\"");
     line("appendonly no");
-    line("dir " + quote(dir_.path()));
-    line("logfile " + quote(log_path_));
+    line("dir " + redis_config_quote(dir_.path()));
+    line("logfile " + redis_config_quote(log_path_));
     line("loglevel notice");
     line("always-show-logo no");
     line("enable-debug-command yes");
     // SIGTERM is acted on in serverCron: at the default hz 10 every stop() would take ~100 ms.
     line("hz 100");
-    if (options_.requirepass) line("requirepass " + quote(*options_.requirepass));
+    if (options_.requirepass) line("requirepass " + redis_config_quote(*options_.requirepass));
     for (const auto& user : options_.acl_users) line(user);
     for (const auto& extra : options_.extra_config_lines) line(extra);
     dir_.write_file("redis.conf", c, 0600);
@@ -122,7 +117,7 @@ void redis_server::start() {
             "redis_server: " +
             std::string(exited ? "exited during start-up" : "did not answer PING in time") +
             " (port " + std::to_string(port_) + ", config " + config_path_ + "); log:\n" +
-            tail(text, log_dump_limit) + "\nstderr:\n" + process_.err());
+            tail_of(text, log_dump_limit) + "\nstderr:\n" + process_.err());
     }
 }
 

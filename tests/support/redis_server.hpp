@@ -44,6 +44,9 @@ struct redis_server_options {
     std::string cli_binary = "/usr/bin/redis-cli";
 };
 
+/// A value in redis.conf syntax: double-quoted, with backslash, quote and newline escaped.
+std::string redis_config_quote(const std::string& value);
+
 /// A real redis-server on 127.0.0.1, in its own temp dir (config, log, working dir), with no
 /// persistence (`save ""`, `appendonly no`; data does not survive restart()) and
 /// `enable-debug-command yes` (so tests can use DEBUG SLEEP) and `hz 100` (so SIGTERM is acted on

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "redis_sidecar/cluster/rewrite.hpp"
 #include "redis_sidecar/cluster/topology.hpp"
 
 namespace redis_sidecar::cluster {
@@ -65,6 +66,29 @@ class port_map {
     std::vector<bool> used_;       // a node holds the port now
     std::vector<bool> used_once_;  // a node held it since the start
     std::uint64_t refused_ = 0;
+};
+
+/// An address_book that is a port_map and nothing else: ports are handed out, nothing listens,
+/// MOVEDs are counted. For tests and fuzzing of the rewriting (the sidecar's own book is
+/// app::cluster_bridge, which opens a listener and a pool per port).
+class port_map_book final : public address_book {
+  public:
+    explicit port_map_book(std::uint16_t first = 7000, std::uint16_t last = 7099)
+        : map_(first, last) {}
+    std::optional<std::uint16_t> local_port(const node& n) override {
+        const auto* m = map_.ensure(n);
+        return m != nullptr ? std::optional<std::uint16_t>(m->local_port) : std::nullopt;
+    }
+    const std::string& local_host() const override { return host_; }
+    void redirected() override { ++redirects_; }
+
+    port_map& map() { return map_; }
+    std::size_t redirects() const { return redirects_; }
+
+  private:
+    port_map map_;
+    std::string host_ = "127.0.0.1";
+    std::size_t redirects_ = 0;
 };
 
 }  // namespace redis_sidecar::cluster

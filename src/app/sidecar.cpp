@@ -119,6 +119,9 @@ int sidecar::run() {
     }
     auto options = upstream::options_from(s);
     options.client_name = client_name();
+    // REDIS_MAX_CONNECTIONS bounds each pool and, in cluster mode, all of them together.
+    options.budget = std::make_shared<upstream::connection_budget>();
+    options.budget->max = s.pool.max_connections;
     pool_ =
         std::make_shared<upstream::pool>(io_.get_executor(), s.upstream, tls_.get(), options,
                                          upstream::make_resolver(io_.get_executor(), s.upstream));

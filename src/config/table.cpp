@@ -216,7 +216,7 @@ std::span<const setting> table() {
         {.key = "pool.max_connections", .flag = "--max-connections",
          .env = {"REDIS_MAX_CONNECTIONS"}, .parse = connections,
          .at = [](settings& s) -> member { return &s.pool.max_connections; },
-         .help = "upstream connections at most"},
+         .help = "upstream connections at most (cluster mode: per node and in total)"},
         {.key = "pool.min_idle_connections", .flag = "--min-idle-connections",
          .env = {"REDIS_MIN_IDLE_CONNECTIONS"}, .parse = idle_connections,
          .at = [](settings& s) -> member { return &s.pool.min_idle_connections; },

@@ -48,6 +48,7 @@ pool::pool(asio::any_io_executor ex, const config::upstream_settings& upstream, 
 // Idle connections (and opens in flight) call the pool by plain pointer: they must not outlive
 // it able to. Normally stop() ran first and this finds nothing.
 pool::~pool() {
+    if (options_.budget) options_.budget->used -= std::min(budgeted_, options_.budget->used);
     for (auto& c : idle_) {
         c->set_reader(nullptr);
         c->close();
@@ -250,8 +251,16 @@ void pool::maintain() {
     if (available >= demand) return;
     const std::size_t total = idle_.size() + leased_ + checking_ + opening_;
     if (total >= options_.max_connections) return;
-    const auto g = pacer_.request(std::min(demand - available, options_.max_connections - total),
-                                  clock::now());
+    std::size_t room = options_.max_connections - total;
+    if (const auto& b = options_.budget) {
+        room = std::min(room, b->used < b->max ? b->max - b->used : 0);
+        if (room == 0) {
+            // Another pool holds the rest: look again when one of them may have let some go.
+            schedule_maintain(clock::now() + std::chrono::milliseconds(100));
+            return;
+        }
+    }
+    const auto g = pacer_.request(std::min(demand - available, room), clock::now());
     if (g.again) schedule_maintain(*g.again);
     if (g.count > 0) open_batch(g.count);
 }
@@ -548,6 +557,11 @@ void pool::update_counts() {
     stats_.opening = opening_;
     stats_.waiting = waiters_.size();
     stats_.open = idle_.size() + leased_ + checking_;
+    if (options_.budget) {
+        const auto held = stats_.open + opening_;
+        options_.budget->used = options_.budget->used + held - budgeted_;
+        budgeted_ = held;
+    }
 }
 
 }  // namespace redis_sidecar::upstream

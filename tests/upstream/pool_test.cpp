@@ -173,6 +173,40 @@ TEST_F(pool_test, idle_connections_above_the_minimum_close_after_the_idle_timeou
     }
 }
 
+// Cluster mode: REDIS_MAX_CONNECTIONS bounds all pools together, and a pool gets what another
+// lets go.
+TEST_F(pool_test, a_shared_budget_bounds_pools_together) {
+    redis_server a;
+    a.start();
+    redis_server b;
+    b.start();
+    pool_options o;
+    o.min_idle = 0;
+    o.max_connections = 4;  // each pool alone could open 4
+    o.budget = std::make_shared<connection_budget>();
+    o.budget->max = 5;  // together 5
+    auto pa = make_pool(plain(a.port()), o);
+    auto pb = make_pool(plain(b.port()), o);
+    std::vector<std::shared_ptr<lease>> la;
+    std::vector<std::shared_ptr<lease>> lb;
+    for (int i = 0; i < 4; ++i) la.push_back(acquire(*pa));
+    ASSERT_TRUE(run_until([&] { return la.back()->done; }, 5s));
+    for (int i = 0; i < 3; ++i) lb.push_back(acquire(*pb));
+    run_for(300ms);
+    EXPECT_EQ(o.budget->used, 5u);
+    EXPECT_EQ(pa->stats().open + pb->stats().open, 5u);
+    EXPECT_EQ(std::count_if(lb.begin(), lb.end(), [](auto& l) { return l->done; }), 1);
+    // Pool a lets two go: b's waiters get connections.
+    pa->release(la[0]->conn, false);
+    pa->release(la[1]->conn, false);
+    ASSERT_TRUE(run_until(
+        [&] { return std::all_of(lb.begin(), lb.end(), [](auto& l) { return l->done; }); }, 5s));
+    for (auto& l : lb) EXPECT_FALSE(l->ec) << l->ec.message();
+    EXPECT_LE(o.budget->used, 5u);
+    pa->stop();
+    pb->stop();
+}
+
 TEST_F(pool_test, recovers_after_restart_without_a_connect_storm) {
     redis_server server;
     server.start();

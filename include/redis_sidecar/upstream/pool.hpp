@@ -21,6 +21,14 @@
 
 namespace redis_sidecar::upstream {
 
+/// A bound on the connections several pools hold together (cluster mode: REDIS_MAX_CONNECTIONS
+/// over the seed's pool and every node's). Each pool adds what it holds (open and opening) and
+/// opens no connection that would take the sum past `max`. Single-threaded, like the pools.
+struct connection_budget {
+    std::size_t max = 0;
+    std::size_t used = 0;
+};
+
 /// The pool's tunables (see config::pool_settings for the user-facing ones).
 struct pool_options {
     std::size_t max_connections = 128;
@@ -39,6 +47,8 @@ struct pool_options {
     std::size_t max_waiters = 10000;               ///< queued acquirers, at most
     bool keepalive = true;
     std::string client_name = "redis-sidecar";
+    /// Shared with other pools (cluster mode); null: max_connections is the only bound.
+    std::shared_ptr<connection_budget> budget;
 };
 
 /// Builds pool_options from the resolved settings.
@@ -166,6 +176,7 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     std::uint64_t epoch_ = 0;
     std::string last_address_;
     bool running_ = false;
+    std::size_t budgeted_ = 0;  // what this pool has added to options_.budget->used
     pool_stats stats_;
     std::function<void()> on_first_connect_;
     std::function<void()> on_connect_failure_;

@@ -136,6 +136,21 @@ void cluster_bridge::redirected() {
 void cluster_bridge::refresh() {
     if (refreshing_ || stopped_) return;
     reap_retired();
+    if (!settled_ && settings_.cluster.mode == "auto") {
+        // Whether this is a cluster: HELLO answered it on the pool's first connection. Waiting
+        // for that (rather than queueing for a lease) costs the pool no extra connection.
+        const auto& mode = seed_->stats().server_mode;
+        if (mode == "standalone") {
+            settled_ = true;
+            log::info(
+                "the upstream is not a cluster; cluster mode off (REDIS_SIDECAR_CLUSTER=auto)");
+            return;
+        }
+        if (!seed_->healthy()) {
+            schedule(std::chrono::milliseconds(100));
+            return;
+        }
+    }
     auto via = seed_;
     if (!via->healthy()) {
         for (const auto& [port, n] : ports_) {
@@ -160,16 +175,6 @@ void cluster_bridge::refresh() {
                 last_error_ = "no upstream connection to read the topology with";
                 schedule(settled_ ? std::chrono::milliseconds(refresh_interval)
                                   : std::chrono::milliseconds(1000));
-                return;
-            }
-            // HELLO already said what the server is: no CLUSTER command (which a restricted
-            // ACL user may not run) is needed to learn that a plain server is no cluster.
-            if (settings_.cluster.mode == "auto" && !active_ && c->info().mode == "standalone") {
-                via->release(std::move(c), true);
-                refreshing_ = false;
-                settled_ = true;
-                log::info(
-                    "the upstream is not a cluster; cluster mode off (REDIS_SIDECAR_CLUSTER=auto)");
                 return;
             }
             upstream::async_command(

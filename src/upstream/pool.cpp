@@ -436,6 +436,7 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     const bool first = !std::exchange(stats_.ever_connected, true);
     learn_role(c->info().role);
     if (!c->info().version.empty()) stats_.server_version = c->info().version;
+    if (!c->info().mode.empty()) stats_.server_mode = c->info().mode;
     if (!running_) {
         discard(c);
         update_counts();

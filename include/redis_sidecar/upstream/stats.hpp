@@ -61,7 +61,7 @@ struct pool_stats {
     // Facts.
     std::string role;            ///< "master", "replica" or "" (unknown)
     std::string server_version;  ///< from HELLO
-    std::string server_mode;     ///< from HELLO: "standalone", "cluster", "sentinel" or
+    std::string server_mode;     ///< from HELLO: "standalone", "cluster", "sentinel"; "" if unknown
     bool ever_connected = false;
     std::string last_error;          ///< classification label of the last failure, "" if none
     std::string last_error_message;  ///< its message (never a secret)

@@ -255,6 +255,57 @@ void check_tls_agrees(const std::vector<candidate>& tls) {
     }
 }
 
+// REDIS_IAM_AUTH's needs: a user, TLS, no password, a cache name and a region.
+void check_iam(const settings& s) {
+    const auto from = [&s](const char* key) { return s.sources.at(key); };
+    if (s.upstream.password) {
+        throw config_error("REDIS_IAM_AUTH is on and a password is set (" +
+                           from("upstream.password") +
+                           "): IAM authenticates with a token instead; remove the password");
+    }
+    if (!s.upstream.tls.enabled) {
+        throw config_error(
+            "REDIS_IAM_AUTH is on and TLS is off: ElastiCache accepts IAM only with in-transit "
+            "encryption; set REDIS_TLS_ENABLED=true (or use rediss://)");
+    }
+    if (!s.upstream.username) {
+        throw config_error(
+            "REDIS_IAM_AUTH is on and REDIS_USERNAME is not set: name the IAM-enabled "
+            "ElastiCache user (its user id and user name must be equal)");
+    }
+    if (s.iam.cache_name.empty()) {
+        throw config_error(
+            "REDIS_IAM_AUTH is on and REDIS_IAM_CACHE_NAME is not set; upstream "
+            "host " +
+            s.upstream.host + " is not an ElastiCache endpoint name it could be read from");
+    }
+    if (s.iam.region.empty()) {
+        throw config_error(
+            "REDIS_IAM_AUTH is on and AWS_REGION (or AWS_DEFAULT_REGION) is not set: tokens "
+            "are signed for a region");
+    }
+}
+
+// What an ElastiCache endpoint name says fills iam.* that nothing else set.
+void derive_from_endpoint(settings& s) {
+    const auto endpoint = parse_elasticache_endpoint(s.upstream.host);
+    if (!endpoint) return;
+    const std::string derived = "derived:upstream.host";
+    const auto unset = [&s](const char* key) { return s.sources.at(key) == "default"; };
+    if (unset("iam.cache_name")) {
+        s.iam.cache_name = endpoint->cache_name;
+        s.sources["iam.cache_name"] = derived;
+    }
+    if (unset("iam.serverless")) {
+        s.iam.serverless = endpoint->serverless;
+        s.sources["iam.serverless"] = derived;
+    }
+    if (unset("iam.region") && !endpoint->region.empty()) {
+        s.iam.region = endpoint->region;
+        s.sources["iam.region"] = derived;
+    }
+}
+
 // Rules between settings.
 void check(const settings& s) {
     const auto& tls = s.upstream.tls;
@@ -275,6 +326,7 @@ void check(const settings& s) {
             "REDIS_SIDECAR_LISTEN is off and REDIS_SIDECAR_SOCKET is not set: "
             "local clients could not connect");
     }
+    if (s.iam.enabled) check_iam(s);
     if (s.listen.client_auth == "passthrough" && s.listen.client_password) {
         throw config_error(
             "REDIS_SIDECAR_CLIENT_AUTH=passthrough lets the upstream check each client's AUTH; "
@@ -338,6 +390,7 @@ resolution resolve(const inputs& in) {
         *std::get<std::string*>(row.at(r.values)) = *std::get<std::string*>(from.at(r.values));
         source = r.values.sources.at(std::string(from.key));
     }
+    derive_from_endpoint(r.values);
     check(r.values);
     advise(r);
     return r;

@@ -152,6 +152,36 @@ value host_name(const raw& v) {
     }
 }
 
+// An ElastiCache replication group id or serverless cache name: 1-40 letters, digits and
+// hyphens; IAM signs it lower-cased.
+value cache_name(const raw& v) {
+    std::string name = v.text;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const bool ok = !name.empty() && name.size() <= 40 &&
+                    std::all_of(name.begin(), name.end(),
+                                [](unsigned char c) { return std::isalnum(c) != 0 || c == '-'; });
+    if (!ok) {
+        throw config_error(v.from.name + ": '" + v.text +
+                           "' is not an ElastiCache cache name (the replication group id or "
+                           "serverless cache name: 1-40 letters, digits and hyphens)");
+    }
+    return name;
+}
+
+// An AWS region: "us-east-1", "eu-central-2", "cn-north-1", "us-gov-west-1".
+value region(const raw& v) {
+    const bool ok = v.text.size() <= 32 && v.text.find('-') != std::string::npos &&
+                    std::all_of(v.text.begin(), v.text.end(), [](unsigned char c) {
+                        return (std::islower(c) != 0) || std::isdigit(c) != 0 || c == '-';
+                    });
+    if (!ok) {
+        throw config_error(v.from.name + ": '" + v.text +
+                           "' is not an AWS region (for example us-east-1)");
+    }
+    return v.text;
+}
+
 template <class T>
 std::optional<value> part(const std::optional<T>& v) {
     return v ? std::optional<value>(*v) : std::nullopt;
@@ -269,6 +299,21 @@ std::span<const setting> table() {
         {.key = "cluster.ports", .flag = "--cluster-ports", .env = {"REDIS_SIDECAR_CLUSTER_PORTS"},
          .parse = port_range, .at = [](settings& s) -> member { return &s.cluster.ports; },
          .help = "cluster mode: the local ports nodes get (first-last), on the listener's address"},
+        {.key = "iam.enabled", .flag = "--iam-auth", .env = {"REDIS_IAM_AUTH"}, .parse = boolean,
+         .at = [](settings& s) -> member { return &s.iam.enabled; },
+         .help = "ElastiCache IAM: AUTH as REDIS_USERNAME with a SigV4 token from the pod's AWS "
+                 "credentials (IRSA, Pod Identity, AWS_ACCESS_KEY_ID), no password"},
+        {.key = "iam.cache_name", .flag = "--iam-cache-name", .env = {"REDIS_IAM_CACHE_NAME"},
+         .parse = cache_name, .at = [](settings& s) -> member { return &s.iam.cache_name; },
+         .help = "IAM: the replication group id or serverless cache name; default: read from "
+                 "an ElastiCache endpoint name"},
+        {.key = "iam.serverless", .flag = "--iam-serverless", .env = {"REDIS_IAM_SERVERLESS"},
+         .parse = boolean, .at = [](settings& s) -> member { return &s.iam.serverless; },
+         .help = "IAM: the cache is ElastiCache Serverless; default: read from the endpoint name"},
+        {.key = "iam.region", .flag = "--aws-region", .env = {"AWS_REGION", "AWS_DEFAULT_REGION"},
+         .parse = region, .at = [](settings& s) -> member { return &s.iam.region; },
+         .help = "IAM: the region tokens are signed for; default: read from a Serverless "
+                 "endpoint name"},
         {.key = "lifecycle.readiness", .flag = "--readiness", .env = {"REDIS_SIDECAR_READINESS"},
          .choices = {"upstream", "primary", "local"},
          .at = [](settings& s) -> member { return &s.lifecycle.readiness; },

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <vector>
 
 namespace redis_sidecar::config {
 
@@ -113,6 +114,39 @@ std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::str
     const auto last = dash == std::string_view::npos ? first : parse_port(s.substr(dash + 1));
     if (!first || !last || *last < *first) return std::nullopt;
     return std::pair{*first, *last};
+}
+
+std::optional<elasticache_endpoint> parse_elasticache_endpoint(std::string_view host) {
+    std::string name(host);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    std::string_view rest;
+    for (const std::string_view suffix : {".cache.amazonaws.com", ".cache.amazonaws.com.cn"}) {
+        if (name.size() > suffix.size() &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            rest = std::string_view(name).substr(0, name.size() - suffix.size());
+        }
+    }
+    std::vector<std::string_view> labels;
+    while (!rest.empty()) {
+        const auto dot = rest.find('.');
+        labels.push_back(rest.substr(0, dot));
+        rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+    }
+    if (std::any_of(labels.begin(), labels.end(), [](auto l) { return l.empty(); })) {
+        return std::nullopt;
+    }
+    // <name>-<id>.serverless.<region>
+    if (labels.size() == 3 && labels[1] == "serverless") {
+        const auto dash = labels[0].rfind('-');
+        if (dash == std::string_view::npos || dash == 0) return std::nullopt;
+        return elasticache_endpoint{std::string(labels[0].substr(0, dash)), true,
+                                    std::string(labels[2])};
+    }
+    // <master|replica|clustercfg|node>.<rg>.<id>.<az code>
+    if (labels.size() == 4) return elasticache_endpoint{std::string(labels[1]), false, {}};
+    return std::nullopt;
 }
 
 }  // namespace redis_sidecar::config

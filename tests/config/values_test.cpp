@@ -81,3 +81,30 @@ TEST(trim, drops_surrounding_white_space_only) {
 
 }  // namespace
 }  // namespace redis_sidecar::config
+
+TEST(elasticache_endpoint, names_say_the_cache_and_whether_serverless) {
+    using redis_sidecar::config::parse_elasticache_endpoint;
+    auto e = parse_elasticache_endpoint("orders-a1b2c3.serverless.eu-west-1.cache.amazonaws.com");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->cache_name, "orders");
+    EXPECT_TRUE(e->serverless);
+    EXPECT_EQ(e->region, "eu-west-1");
+    for (const auto* host : {"master.orders-rg.abc123.use1.cache.amazonaws.com",
+                             "replica.orders-rg.abc123.use1.cache.amazonaws.com",
+                             "clustercfg.orders-rg.abc123.use1.cache.amazonaws.com",
+                             "orders-rg-0002-001.orders-rg.abc123.use1.cache.amazonaws.com",
+                             "Master.Orders-RG.abc123.euc1.cache.amazonaws.com.",
+                             "master.orders-rg.abc123.cnn1.cache.amazonaws.com.cn"}) {
+        e = parse_elasticache_endpoint(host);
+        ASSERT_TRUE(e) << host;
+        EXPECT_EQ(e->cache_name, "orders-rg") << host;
+        EXPECT_FALSE(e->serverless) << host;
+        EXPECT_EQ(e->region, "") << host;
+    }
+    for (const auto* host :
+         {"cache", "redis.internal", "cache.amazonaws.com", "a.b.cache.amazonaws.com",
+          "orders.serverless.eu-west-1.cache.amazonaws.com", "x..y.z.cache.amazonaws.com",
+          "master.orders-rg.abc123.use1.cache.amazonaws.com.evil.example"}) {
+        EXPECT_FALSE(parse_elasticache_endpoint(host)) << host;
+    }
+}

@@ -70,6 +70,15 @@ struct cluster_settings {
     std::string ports = "7000-7099";
 };
 
+/// ElastiCache IAM authentication: AUTH with a SigV4 token signed with the pod's AWS credentials
+/// instead of a password.
+struct iam_settings {
+    bool enabled = false;     ///< REDIS_IAM_AUTH
+    std::string cache_name;   ///< replication group id or serverless cache name (lower case)
+    bool serverless = false;  ///< the cache is ElastiCache Serverless (signed ResourceType)
+    std::string region;       ///< AWS_REGION / AWS_DEFAULT_REGION: the token's signing region
+};
+
 /// Probes and shutdown.
 struct lifecycle_settings {
     /// REDIS_SIDECAR_READINESS: "upstream" (a healthy pooled connection), "primary" (and the
@@ -102,9 +111,11 @@ struct settings {
     log_settings log;
     lifecycle_settings lifecycle;
     cluster_settings cluster;
+    iam_settings iam;
 
     /// Dotted key → where its value came from: "flag:--name", "env:NAME", "file:PATH",
-    /// "yaml:PATH", "url:NAME" or "default".
+    /// "yaml:PATH", "url:NAME", "derived:upstream.host" (read from an ElastiCache endpoint name)
+    /// or "default".
     std::map<std::string, std::string> sources;
 };
 

@@ -31,4 +31,16 @@ std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::str
 /// A decimal integer in [min, max]; nullopt otherwise (no sign, no white space inside).
 std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t min, std::uint64_t max);
 
+/// What an ElastiCache endpoint's name says about the cache behind it.
+struct elasticache_endpoint {
+    std::string cache_name;  ///< the replication group id or serverless cache name
+    bool serverless = false;
+    std::string region;  ///< only a Serverless name carries the region; empty otherwise
+};
+
+/// Reads `master.<rg>.<id>.<az>.cache.amazonaws.com` (also replica., clustercfg. and node
+/// names `<rg>-0001-001.<rg>.…`) and `<name>-<id>.serverless.<region>.cache.amazonaws.com`
+/// (and the .amazonaws.com.cn forms); nullopt for any other name.
+std::optional<elasticache_endpoint> parse_elasticache_endpoint(std::string_view host);
+
 }  // namespace redis_sidecar::config

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "redis_sidecar/config/address.hpp"
+#include "redis_sidecar/log/logger.hpp"
 #include "routes.hpp"
 
 namespace redis_sidecar::http {
@@ -106,6 +107,16 @@ struct server_state : std::enable_shared_from_this<server_state> {
         return {at(0), at(1), at(2), at(3), at(4), at(5)};
     }
 
+    void count_refused(loopback_route r) {
+        refused[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    }
+    refused_counts refused_snapshot() const {
+        const auto at = [this](loopback_route r) {
+            return refused[static_cast<std::size_t>(r)].load(std::memory_order_relaxed);
+        };
+        return {at(loopback_route::configz), at(loopback_route::quitquitquit)};
+    }
+
     asio::strand<asio::any_io_executor> strand;
     tcp::acceptor acceptor;
     asio::steady_timer retry_timer;
@@ -117,6 +128,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
     bool stopped = false;
     // (livez, startupz, readyz) × (200, 503)
     std::array<std::atomic<std::uint64_t>, 6> counts{};
+    // By loopback_route: 403s to peers that are not loopback.
+    std::array<std::atomic<std::uint64_t>, 2> refused{};
 };
 
 }  // namespace detail
@@ -126,7 +139,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
 class session : public std::enable_shared_from_this<session> {
   public:
     session(tcp::socket&& socket, std::shared_ptr<detail::server_state> server)
-        : stream_(std::move(socket)),
+        : peer_(peer_of(socket)),
+          stream_(std::move(socket)),
           server_(std::move(server)),
           buffer_(server_->limits.header_limit + server_->limits.body_limit + buffer_slack) {
         server_->sessions.insert(this);
@@ -146,6 +160,15 @@ class session : public std::enable_shared_from_this<session> {
     }
 
   private:
+    // The address the connection comes from, which decides what it may be served; nullopt when
+    // the socket cannot say (the peer already left): then it is not loopback.
+    static std::optional<asio::ip::address> peer_of(const tcp::socket& socket) {
+        error_code ec;
+        const auto endpoint = socket.remote_endpoint(ec);
+        if (ec) return std::nullopt;
+        return endpoint.address();
+    }
+
     void do_read() {
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(server_->limits.header_limit));
@@ -172,8 +195,18 @@ class session : public std::enable_shared_from_this<session> {
         // end_of_stream (the client closed between requests), timeout, reset, cancel: done.
         if (ec) return close();
 
-        auto r = route(parser_->get(), server_->src, server_->snapshot(),
+        const auto& req = parser_->get();
+        auto r = route(req, peer_, server_->src, server_->snapshot(),
                        [server = server_.get()](probe p, bool ok) { server->count_probe(p, ok); });
+        if (r.refused) {
+            server_->count_refused(*r.refused);
+            const auto method = req.method_string();
+            const std::string peer = peer_ ? peer_->to_string() : "unknown";
+            log::warn("admin request refused: loopback only",
+                      {{"path", path_of(*r.refused)},
+                       {"method", std::string_view(method.data(), method.size())},
+                       {"peer", peer}});
+        }
         quit_after_write_ = r.quit_after_write;
         do_write(std::move(r.res));
     }
@@ -227,6 +260,7 @@ class session : public std::enable_shared_from_this<session> {
                                 });
     }
 
+    const std::optional<asio::ip::address> peer_;
     beast::tcp_stream stream_;
     std::shared_ptr<detail::server_state> server_;
     beast::flat_buffer buffer_;
@@ -329,6 +363,10 @@ std::uint16_t admin_server::port() const {
 
 probe_counts admin_server::probe_requests() const {
     return state_->snapshot();
+}
+
+refused_counts admin_server::refused_requests() const {
+    return state_->refused_snapshot();
 }
 
 }  // namespace redis_sidecar::http

@@ -115,7 +115,8 @@ bool is_read_path(std::string_view path) {
            path == "/configz" || path == "/metrics";
 }
 
-routed route_unguarded(const request& req, const sources& src, const probe_counts& counts,
+routed route_unguarded(const request& req, const std::optional<boost::asio::ip::address>& peer,
+                       const sources& src, const probe_counts& counts,
                        const probe_counter& count_probe) {
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
@@ -123,6 +124,14 @@ routed route_unguarded(const request& req, const sources& src, const probe_count
     if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
     if (path.empty() || path.front() != '/') {
         return {make_response(status::bad_request, version, false, text_plain, "bad target\n")};
+    }
+
+    // Before the method checks: a refused peer learns nothing of the route.
+    if (const auto refused = refusal(path, peer)) {
+        return {make_response(status::forbidden, version, keep_alive, text_plain,
+                              std::string(server_name) + ": " + std::string(path_of(*refused)) +
+                                  " answers only loopback (127.0.0.0/8, ::1)\n"),
+                false, refused};
     }
 
     if (path == "/quitquitquit") {
@@ -163,10 +172,38 @@ void strip_body_for_head(const request& req, response& res) {
 
 }  // namespace
 
-routed route(const request& req, const sources& src, const probe_counts& counts,
-             const probe_counter& count_probe) {
+std::string_view path_of(loopback_route r) {
+    switch (r) {
+        case loopback_route::configz:
+            return "/configz";
+        case loopback_route::quitquitquit:
+            return "/quitquitquit";
+    }
+    return {};
+}
+
+bool is_loopback(const boost::asio::ip::address& a) {
+    if (a.is_v4()) return a.to_v4().is_loopback();
+    const auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) {
+        return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).is_loopback();
+    }
+    return v6.is_loopback();
+}
+
+std::optional<loopback_route> refusal(std::string_view path,
+                                      const std::optional<boost::asio::ip::address>& peer) {
+    std::optional<loopback_route> guarded;
+    if (path == path_of(loopback_route::configz)) guarded = loopback_route::configz;
+    if (path == path_of(loopback_route::quitquitquit)) guarded = loopback_route::quitquitquit;
+    if (!guarded || (peer && is_loopback(*peer))) return std::nullopt;
+    return guarded;
+}
+
+routed route(const request& req, const std::optional<boost::asio::ip::address>& peer,
+             const sources& src, const probe_counts& counts, const probe_counter& count_probe) {
     try {
-        auto r = route_unguarded(req, src, counts, count_probe);
+        auto r = route_unguarded(req, peer, src, counts, count_probe);
         strip_body_for_head(req, r.res);
         return r;
     } catch (const std::exception&) {

@@ -37,6 +37,11 @@ inline unique_fd connect_to(std::uint16_t port) {
     return testing::connect_tcp("127.0.0.1", port, io_deadline);
 }
 
+/// A connection to `host` (numeric, v4 or v6) instead of 127.0.0.1.
+inline unique_fd connect_to(const std::string& host, std::uint16_t port) {
+    return testing::connect_tcp(host, port, io_deadline);
+}
+
 /// Sends all of `data`; false if the connection broke.
 inline bool send_all(int fd, std::string_view data) {
     while (!data.empty()) {
@@ -155,12 +160,19 @@ inline std::string request_text(std::string_view method, std::string_view target
     return r;
 }
 
-/// One request on a new connection.
-inline std::optional<reply> fetch(std::uint16_t port, std::string_view method,
-                                  std::string_view target, std::string_view body = {}) {
-    auto fd = connect_to(port);
+/// One request on a new connection to `host`.
+inline std::optional<reply> fetch_at(const std::string& host, std::uint16_t port,
+                                     std::string_view method, std::string_view target,
+                                     std::string_view body = {}) {
+    auto fd = connect_to(host, port);
     if (!fd || !send_all(fd.get(), request_text(method, target, body))) return std::nullopt;
     return read_reply(fd.get(), method == "HEAD");
+}
+
+/// One request on a new connection to 127.0.0.1.
+inline std::optional<reply> fetch(std::uint16_t port, std::string_view method,
+                                  std::string_view target, std::string_view body = {}) {
+    return fetch_at("127.0.0.1", port, method, target, body);
 }
 
 }  // namespace redis_sidecar::http::test

@@ -57,9 +57,11 @@ struct sources {
     std::function<void(metrics::registry&)> metrics;
     /// Every family /metrics may hold (the app's and probe_families); empty: probe_families.
     std::span<const metrics::family* const> metric_families;
-    /// /configz body (the `config` subcommand's JSON, secrets redacted).
+    /// /configz body (the `config` subcommand's JSON, secrets redacted). Served only to a
+    /// loopback peer (src/http/routes.hpp's refusal()); others get 403 and this is not called.
     std::function<nlohmann::json()> configz;
-    /// POST /quitquitquit: begin graceful shutdown. Called after the 200 has been written.
+    /// POST /quitquitquit: begin graceful shutdown. Called after the 200 has been written. Only
+    /// a loopback peer may ask; others get 403 and this is not called.
     std::function<void()> quit;
 };
 
@@ -93,9 +95,19 @@ struct probe_counts {
     std::uint64_t readyz_ok = 0, readyz_fail = 0;
 };
 
+/// Counts of requests refused with 403 because the peer was not loopback, by path (the app
+/// exports them as redis_sidecar_admin_refused_total{path}).
+struct refused_counts {
+    std::uint64_t configz = 0;       ///< path="/configz"
+    std::uint64_t quitquitquit = 0;  ///< path="/quitquitquit"
+};
+
 /// The admin HTTP server (Boost.Beast): /livez /startupz /readyz /status /metrics /configz and
-/// POST /quitquitquit. Everything it does runs on one strand of the given executor; the sources
-/// are called there.
+/// POST /quitquitquit. It listens where it is told (the pod's 0.0.0.0:9090 by default, for the
+/// kubelet), so /configz and /quitquitquit answer only peers on loopback (127.0.0.0/8, ::1,
+/// ::ffff:127.0.0.0/104), that is, the pod's own containers; anyone else gets 403, counted and
+/// logged. Everything it does runs on one strand of the given executor; the sources are called
+/// there.
 ///
 /// Lifetime: the server owns its state through shared pointers held by pending operations, so
 /// it may be destroyed (after stop()) while handlers are still queued.
@@ -123,6 +135,9 @@ class admin_server {
 
     /// Probe requests served so far. Call on the server's strand (or after the loop stopped).
     probe_counts probe_requests() const;
+
+    /// Requests refused so far because the peer was not loopback. Any thread (atomic counters).
+    refused_counts refused_requests() const;
 
   private:
     std::shared_ptr<detail::server_state> state_;

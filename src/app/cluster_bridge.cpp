@@ -290,6 +290,9 @@ void cluster_bridge::open_port(const cluster::mapped_node& m) {
     up.host = m.host;
     up.port = m.port;
     up.tls.server_name = m.host;  // SNI and verification: the node's own name
+    // The credentials in use now (rotated, or an IAM token), not those the sidecar started with.
+    up.username = seed_->upstream().username;
+    up.password = seed_->upstream().password;
     n.pool =
         std::make_shared<upstream::pool>(ex_, up, tls_, options_, upstream::make_resolver(ex_, up));
     n.context = std::make_shared<bridge::session_context>();
@@ -317,7 +320,10 @@ void cluster_bridge::open_port(const cluster::mapped_node& m) {
     log::info("cluster node has a local port",
               {{"node", n.address}, {"port", std::to_string(m.local_port)}});
     // A node that cannot be reached may have left or failed over: ask for the topology soon.
-    n.pool->on_connect_failure([this] { redirected(); });
+    n.pool->on_connect_failure([this](std::error_code ec) {
+        redirected();
+        if (ec == upstream::error::wrongpass && on_auth_refused) on_auth_refused();
+    });
     n.pool->start();
     ports_.emplace(m.local_port, std::move(n));
 }
@@ -331,11 +337,13 @@ void cluster_bridge::reap_retired() {
     retired_.erase(done, retired_.end());
 }
 
-void cluster_bridge::update_credentials(const config::settings& fresh) {
-    for (auto& [port, n] : ports_) {
-        n.pool->update_credentials(fresh.upstream.username, fresh.upstream.password);
-        n.context->client_password = fresh.listen.client_password;
-    }
+void cluster_bridge::update_credentials(const std::optional<std::string>& username,
+                                        const std::optional<config::secret>& password) {
+    for (auto& [port, n] : ports_) n.pool->update_credentials(username, password);
+}
+
+void cluster_bridge::update_client_password(const std::optional<config::secret>& password) {
+    for (auto& [port, n] : ports_) n.context->client_password = password;
 }
 
 std::string cluster_bridge::not_ready_reason() const {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -50,9 +51,14 @@ class cluster_bridge final : public cluster::address_book {
     /// Closes every client and pool (shutdown).
     void stop();
     std::size_t clients() const;
-    /// Secret rotation: every node pool takes the new credentials, every node port the new
-    /// client password.
-    void update_credentials(const config::settings& fresh);
+    /// Every node pool takes these credentials (a rotated Secret, a new IAM token); node pools
+    /// opened later take the seed pool's.
+    void update_credentials(const std::optional<std::string>& username,
+                            const std::optional<config::secret>& password);
+    /// Every node port takes the new local client password.
+    void update_client_password(const std::optional<config::secret>& password);
+    /// Called when a node pool's AUTH was refused (IAM: the token).
+    std::function<void()> on_auth_refused;
 
     /// Cluster mode is on: the upstream is a cluster (or mode "on").
     bool active() const { return active_; }

@@ -89,6 +89,11 @@ double recycle_discards(const stats_view& v) {
     return static_cast<double>(v.bridge.discarded + v.pool.reset_failures);
 }
 
+void admin_refused(registry& r, const family& f, const stats_view& v) {
+    r.set(f, {{"path", "/configz"}}, static_cast<double>(v.admin_refused.configz));
+    r.set(f, {{"path", "/quitquitquit"}}, static_cast<double>(v.admin_refused.quitquitquit));
+}
+
 void lifecycle(registry& r, const family& f, const stats_view& v) {
     for (auto st : health::all_states)
         r.set(f, {{"state", health::name(st)}}, st == v.state ? 1 : 0);
@@ -239,6 +244,31 @@ const exported app_exports[] = {
       "Cluster topology replies that could not be rewritten (malformed or too large); the client "
       "got an error instead."},
      bridge<&B::cluster_rewrite_errors>},
+
+    // IAM authentication.
+    {{"redis_sidecar_iam_credential_fetches_total", counter,
+      "Requests for AWS credentials (STS AssumeRoleWithWebIdentity or the Pod Identity / ECS "
+      "agent) for IAM authentication."},
+     [](const stats_view& v) { return static_cast<double>(v.iam.credential_fetches); }},
+    {{"redis_sidecar_iam_credential_errors_total", counter,
+      "AWS credential requests that failed (retried with backoff; see /status iam.last_error)."},
+     [](const stats_view& v) { return static_cast<double>(v.iam.credential_failures); }},
+    {{"redis_sidecar_iam_tokens_signed_total", counter,
+      "ElastiCache IAM tokens signed (at start, every 5 minutes, and when credentials change)."},
+     [](const stats_view& v) { return static_cast<double>(v.iam.tokens_signed); }},
+    {{"redis_sidecar_iam_tokens_refused_total", counter,
+      "Times the upstream refused the current IAM token and the credentials were fetched again "
+      "(at most one per 30 s)."},
+     [](const stats_view& v) { return static_cast<double>(v.iam.tokens_refused); }},
+    {{"redis_sidecar_iam_credentials_expiry_seconds", gauge,
+      "Seconds until the AWS credentials IAM signs with expire (0: IAM off, or keys without "
+      "expiry)."},
+     [](const stats_view& v) { return v.iam.credentials_ttl_seconds; }},
+
+    {{"redis_sidecar_admin_refused_total", counter,
+      "Admin requests refused with 403 because the peer address is not loopback, by path.",
+      {"path"}},
+     nullptr, admin_refused},
 
     // Lifecycle.
     {{"redis_sidecar_state", gauge,

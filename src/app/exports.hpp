@@ -11,11 +11,21 @@
 #include "redis_sidecar/bridge/stats.hpp"
 #include "redis_sidecar/cluster/stats.hpp"
 #include "redis_sidecar/health/probe_state.hpp"
+#include "redis_sidecar/http/admin_server.hpp"
 #include "redis_sidecar/metrics/families.hpp"
 #include "redis_sidecar/metrics/registry.hpp"
 #include "redis_sidecar/upstream/stats.hpp"
 
 namespace redis_sidecar::app {
+
+/// IAM authentication's counters (all zero when REDIS_IAM_AUTH is off).
+struct iam_counts {
+    std::uint64_t credential_fetches = 0;
+    std::uint64_t credential_failures = 0;
+    std::uint64_t tokens_signed = 0;
+    std::uint64_t tokens_refused = 0;
+    double credentials_ttl_seconds = 0;  ///< until the AWS credentials expire; 0: none or no expiry
+};
 
 /// What the exports read at scrape time (all on the event loop's thread).
 struct stats_view {
@@ -27,6 +37,8 @@ struct stats_view {
     std::uint64_t secret_reload_failures = 0;
     double process_start_seconds = 0;  ///< since the Unix epoch
     std::string_view version;          ///< the build's version (build_info's label)
+    iam_counts iam{};
+    http::refused_counts admin_refused{};  ///< admin requests refused: not from loopback
 };
 
 /// One exported family and where its samples come from: `value` for a family without labels,

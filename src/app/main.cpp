@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "check.hpp"
+#include "iam_auth.hpp"
 #include "lifecycle_cli.hpp"
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/log/logger.hpp"
@@ -34,6 +35,8 @@ subcommands:
   wait      exit 0 once the running sidecar has started (/startupz 200); --timeout 30s
   shutdown  ask the running sidecar to drain and exit (POST /quitquitquit on loopback)
   version   print the version, git commit and the OpenSSL linked in (--output text|json)
+  iam-token print a fresh ElastiCache IAM token for the settings (REDIS_USERNAME, the cache
+            name, the region, the pod's AWS credentials), to try with redis-cli --user --pass
 
 Settings come from flags, environment variables (each also as NAME_FILE), the secrets
 directory (REDIS_SIDECAR_SECRETS_DIR), a YAML file (REDIS_SIDECAR_CONFIG) and defaults, in that
@@ -50,10 +53,20 @@ bool wants_help(const std::vector<std::string>& args) {
 }
 
 config::resolution resolve_or_explain(const std::vector<std::string>& args) {
-    auto r = config::resolve({config::environment_map(), args});
+    const auto env = config::environment_map();
+    auto r = config::resolve({env, args});
     log::configure(r.values.log.level, r.values.log.format);
     for (const auto& w : r.warnings) log::warn(w);
+    // With IAM, the AWS variables are settings too: a half-set pair is an error now, not later.
+    if (r.values.iam.enabled) redis_sidecar::app::iam_source_from(r.values, env);
     return r;
+}
+
+// `iam-token [FLAGS]`: IAM is on for this command whatever the settings say.
+int iam_token_command(std::vector<std::string> args) {
+    args.emplace_back("--iam-auth");
+    const auto r = resolve_or_explain(args);
+    return redis_sidecar::app::iam_token_command(r.values, config::environment_map());
 }
 
 int config_command(const std::vector<std::string>& args) {
@@ -128,11 +141,10 @@ int main(int argc, char** argv) {
         if (command == "check") return check_command(args);
         if (command == "wait") return redis_sidecar::app::wait_command(args);
         if (command == "shutdown") return redis_sidecar::app::shutdown_command(args);
+        if (command == "iam-token") return iam_token_command(args);
         if (command == "run") {
             config::inputs in{config::environment_map(), args};
-            auto r = config::resolve(in);
-            log::configure(r.values.log.level, r.values.log.format);
-            for (const auto& w : r.warnings) log::warn(w);
+            auto r = resolve_or_explain(args);
             redis_sidecar::app::sidecar s(std::move(r), std::move(in));
             return s.run();
         }

@@ -166,13 +166,36 @@ int sidecar::run() {
                {"tls", s.upstream.tls.enabled ? "on" : "off"},
                {"readiness", s.lifecycle.readiness},
                {"http", s.http.addr}});
-    pool_->start();
-    cluster_->start();
+    if (s.iam.enabled) {
+        // No password: the pools start with the first token and take every later one.
+        iam_ = std::make_unique<iam_auth>(io_.get_executor(), iam_source_from(s, inputs_.env),
+                                          iam_target_from(s), s.pool.connection_timeout);
+        iam_->on_token([this](const config::secret& token) {
+            const auto user = pool_->upstream().username;
+            pool_->update_credentials(user, token);
+            cluster_->update_credentials(user, token);
+            if (!upstream_started_) start_upstream();
+        });
+        const auto refused = [this] { iam_->token_refused(); };
+        pool_->on_connect_failure([refused](std::error_code ec) {
+            if (ec == upstream::error::wrongpass) refused();
+        });
+        cluster_->on_auth_refused = refused;
+        iam_->start();
+    } else {
+        start_upstream();
+    }
     secrets_ = std::make_unique<secret_watcher>(
         io_, inputs_, resolved_.values, [this](const config::settings& fresh) {
-            pool_->update_credentials(fresh.upstream.username, fresh.upstream.password);
             session_context_->client_password = fresh.listen.client_password;
-            cluster_->update_credentials(fresh);
+            cluster_->update_client_password(fresh.listen.client_password);
+            if (iam_) {
+                // The password is the token; only the user can change.
+                if (fresh.upstream.username) iam_->set_user(*fresh.upstream.username);
+                return;
+            }
+            pool_->update_credentials(fresh.upstream.username, fresh.upstream.password);
+            cluster_->update_credentials(fresh.upstream.username, fresh.upstream.password);
         });
     secrets_->start();
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -181,6 +204,12 @@ int sidecar::run() {
     heartbeat();
     io_.run();
     return exit_code_;
+}
+
+void sidecar::start_upstream() {
+    upstream_started_ = true;
+    pool_->start();
+    cluster_->start();
 }
 
 void sidecar::heartbeat() {
@@ -255,6 +284,7 @@ void sidecar::wait_for_clients() {
 
 void sidecar::finish() {
     secrets_->stop();
+    if (iam_) iam_->stop();
     listener_->close_all();
     cluster_->stop();
     pool_->stop();
@@ -295,6 +325,7 @@ nlohmann::json sidecar::status() {
         config::join_host_port(resolved_.values.upstream.host, resolved_.values.upstream.port);
     // The figures /metrics exports too, from the same rows ("pool.open" → j["pool"]["open"]).
     j["cluster"] = cluster_->status();
+    j["iam"] = iam_ ? iam_->status() : nlohmann::json(nullptr);
     const auto view = stats();
     for (const auto& e : exports()) {
         if (e.status.empty()) continue;
@@ -348,7 +379,19 @@ stats_view sidecar::stats() const {
             .secret_reload_failures = secrets_ ? secrets_->stats().failures : 0,
             .process_start_seconds =
                 std::chrono::duration<double>(started_at_.time_since_epoch()).count(),
-            .version = REDIS_SIDECAR_VERSION};
+            .version = REDIS_SIDECAR_VERSION,
+            .iam = iam_counts_of(),
+            .admin_refused = admin_ ? admin_->refused_requests() : http::refused_counts{}};
+}
+
+iam_counts sidecar::iam_counts_of() const {
+    if (!iam_) return {};
+    const auto s = iam_->stats();
+    return {.credential_fetches = s.credential_fetches,
+            .credential_failures = s.credential_failures,
+            .tokens_signed = s.tokens_signed,
+            .tokens_refused = s.tokens_refused,
+            .credentials_ttl_seconds = std::max(0.0, s.credentials_ttl_seconds.value_or(0.0))};
 }
 
 }  // namespace redis_sidecar::app

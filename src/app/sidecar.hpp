@@ -9,6 +9,7 @@
 
 #include "cluster_bridge.hpp"
 #include "exports.hpp"
+#include "iam_auth.hpp"
 #include "redis_sidecar/bridge/listener.hpp"
 #include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/health/probe_state.hpp"
@@ -41,6 +42,9 @@ class sidecar {
     nlohmann::json status();
     void sample_upstream_info();
     stats_view stats() const;
+    iam_counts iam_counts_of() const;
+    /// Starts the pools and the cluster bridge (at once, or with the first IAM token).
+    void start_upstream();
 
     config::resolution resolved_;
     config::inputs inputs_;
@@ -58,6 +62,8 @@ class sidecar {
     std::unique_ptr<bridge::listener> listener_;
     std::unique_ptr<cluster_bridge> cluster_;
     std::unique_ptr<secret_watcher> secrets_;
+    std::unique_ptr<iam_auth> iam_;  ///< REDIS_IAM_AUTH only
+    bool upstream_started_ = false;
     std::unique_ptr<http::admin_server> admin_;
     std::chrono::steady_clock::time_point drain_deadline_{};
     std::chrono::system_clock::time_point started_at_ = std::chrono::system_clock::now();

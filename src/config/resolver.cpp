@@ -364,7 +364,7 @@ void advise(resolution& r) {
                              " is shorter than 16 characters, ElastiCache's minimum for AUTH "
                              "tokens");
     }
-    if (up.username && !up.password) {
+    if (up.username && !up.password && !r.values.iam.enabled) {
         r.warnings.push_back("a user name is set without a password; no AUTH will be sent");
     }
 }

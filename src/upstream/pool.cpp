@@ -350,6 +350,13 @@ void pool::open_one(const std::vector<tcp::endpoint>& endpoints, bool with_previ
 void pool::update_credentials(std::optional<std::string> username,
                               std::optional<config::secret> password) {
     if (username == upstream_.username && password == upstream_.password) return;
+    if (!running_ && !stats_.ever_connected && opening_ == 0) {
+        // Before start (IAM's first token): nothing was authenticated with the old ones, so
+        // they are no fallback.
+        upstream_.username = std::move(username);
+        upstream_.password = std::move(password);
+        return;
+    }
     previous_ = upstream_;
     upstream_.username = std::move(username);
     upstream_.password = std::move(password);
@@ -403,7 +410,7 @@ void pool::record_failure(std::error_code ec, const std::string& detail) {
                                               {"error", label(kind)},
                                               {"detail", stats_.last_error_message}});
     }
-    if (on_connect_failure_) on_connect_failure_();
+    if (on_connect_failure_) on_connect_failure_(make_error_code(kind));
 }
 
 void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::time_point started,

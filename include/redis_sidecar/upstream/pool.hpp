@@ -95,7 +95,8 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     /// Secret rotation: new connections use these credentials; one that gets WRONGPASS with
     /// them tries the previous ones once (the Secret was updated before the cache). Idle
     /// connections re-authenticate in place at the next health round; leased ones are left
-    /// alone (they stay authenticated). No-op when nothing changed.
+    /// alone (they stay authenticated). No-op when nothing changed. Before start() they simply
+    /// replace the ones the pool was made with (no fallback).
     void update_credentials(std::optional<std::string> username,
                             std::optional<config::secret> password);
 
@@ -111,8 +112,11 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     bool healthy() const { return stats_.open > 0; }
     /// Called once, when the first connection has opened (the sidecar's startup mark).
     void on_first_connect(std::function<void()> f) { on_first_connect_ = std::move(f); }
-    /// Called after every failed connect (cluster mode: the topology may have changed).
-    void on_connect_failure(std::function<void()> f) { on_connect_failure_ = std::move(f); }
+    /// Called after every failed connect or health check, with its classification (cluster
+    /// mode: the topology may have changed; IAM: error::wrongpass means the token was refused).
+    void on_connect_failure(std::function<void(std::error_code)> f) {
+        on_connect_failure_ = std::move(f);
+    }
 
   private:
     struct waiter {
@@ -179,7 +183,7 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     std::size_t budgeted_ = 0;  // what this pool has added to options_.budget->used
     pool_stats stats_;
     std::function<void()> on_first_connect_;
-    std::function<void()> on_connect_failure_;
+    std::function<void(std::error_code)> on_connect_failure_;
 };
 
 }  // namespace redis_sidecar::upstream

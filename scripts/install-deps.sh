@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev libhiredis-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   redis-server redis-tools openssl unzip
-  stunnel4 haproxy curl python3
+  stunnel4 haproxy curl python3 iproute2
   clang libclang-rt-14-dev
   podman runc catatonit debootstrap
 )

@@ -6,9 +6,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "iam_auth.hpp"
 #include "identity.hpp"
 #include "redis_sidecar/cluster/topology.hpp"
 #include "redis_sidecar/config/address.hpp"
+#include "redis_sidecar/config/resolver.hpp"
 #include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/upstream/connection.hpp"
 #include "redis_sidecar/upstream/error.hpp"
@@ -67,6 +69,16 @@ std::string hint_for(const std::string& step_name, error e, const config::settin
                    ": in-transit encryption is probably off (set REDIS_TLS_ENABLED=false), or "
                    "the server requires a client certificate (REDIS_TLS_CERT_FILE/KEY_FILE)";
         case error::wrongpass:
+            if (s.iam.enabled) {
+                return "ElastiCache refused the IAM token: check that user " +
+                       up.username.value_or("") +
+                       " is IAM-enabled (authentication mode iam, user id equal to its name), "
+                       "that the role allows elasticache:Connect on the " +
+                       std::string(s.iam.serverless ? "serverlesscache/" : "replicationgroup/") +
+                       s.iam.cache_name + " and user/" + up.username.value_or("") +
+                       " resources, and that REDIS_IAM_CACHE_NAME / REDIS_IAM_SERVERLESS name "
+                       "this cache";
+            }
             return "the password or user name is wrong: check the Secret's value (a trailing "
                    "newline or space from `kubectl create secret --from-file` breaks other "
                    "clients; the sidecar trims it) and REDIS_USERNAME (ElastiCache RBAC users)";
@@ -88,16 +100,40 @@ std::string hint_for(const std::string& step_name, error e, const config::settin
     }
 }
 
+// Why AWS credentials could not be had, and what to look at.
+std::string iam_hint(const std::string& code) {
+    if (code == "InvalidIdentityToken" || code == "ExpiredTokenException") {
+        return "STS refused the service account token: check the ServiceAccount's "
+               "eks.amazonaws.com/role-arn annotation, the cluster's IAM OIDC provider and the "
+               "role's trust policy (audience sts.amazonaws.com)";
+    }
+    if (code == "AccessDenied") {
+        return "the role's trust policy does not let this service account assume it "
+               "(sts:AssumeRoleWithWebIdentity, condition on system:serviceaccount:NS:NAME)";
+    }
+    if (code == "http") {
+        return "STS or the credentials agent cannot be reached: allow egress to "
+               "sts.<region>.amazonaws.com (or an STS VPC endpoint), or check that the EKS Pod "
+               "Identity Agent add-on runs";
+    }
+    if (code == "token_file")
+        return "the projected token file is not mounted where the variable says";
+    return "see the detail above";
+}
+
 class checker {
   public:
     checker(const config::settings& s) : settings_(s) {}
 
     bool run() {
+        if (settings_.iam.enabled && !iam_token()) return false;
         const auto& up = settings_.upstream;
         add({"config", true, 0,
              config::join_host_port(up.host, up.port) + (up.tls.enabled ? ", TLS" : ", no TLS") +
                  (up.username ? ", user " + *up.username : "") +
-                 (up.password ? ", password set" : ", no password") +
+                 (settings_.iam.enabled ? ", IAM token"
+                  : up.password         ? ", password set"
+                                        : ", no password") +
                  (up.db != 0 ? ", db " + std::to_string(up.db) : ""),
              ""});
         std::unique_ptr<upstream::tls_client> tls;
@@ -136,6 +172,29 @@ class checker {
     const std::vector<step>& steps() const { return steps_; }
 
   private:
+    // IAM: credentials and a token first; the token is the password of every step after.
+    bool iam_token() {
+        const auto start = clock::now();
+        const auto t = iam_token_once(settings_, config::environment_map());
+        if (!t.token) {
+            add({"aws credentials", false, ms_since(start), t.error, iam_hint(t.error_code)});
+            return false;
+        }
+        std::string detail = t.source;
+        if (t.credentials_ttl_seconds) {
+            detail += ", expire in " +
+                      std::to_string(static_cast<long long>(*t.credentials_ttl_seconds)) + " s";
+        }
+        add({"aws credentials", true, ms_since(start), detail, ""});
+        add({"iam token", true, 0,
+             "for user " + settings_.upstream.username.value_or("") + " on " +
+                 (settings_.iam.serverless ? "serverless cache " : "replication group ") +
+                 settings_.iam.cache_name + " in " + settings_.iam.region,
+             ""});
+        settings_.upstream.password = *t.token;
+        return true;
+    }
+
     static double ms_since(clock::time_point t) {
         return std::chrono::duration<double, std::milli>(clock::now() - t).count();
     }
@@ -318,7 +377,7 @@ class checker {
                 });
     }
 
-    const config::settings& settings_;
+    config::settings settings_;  // a copy: IAM puts its token in as the password
     asio::io_context* io_ = nullptr;
     upstream::tls_client* tls_ = nullptr;
     std::vector<cluster::node> nodes_;

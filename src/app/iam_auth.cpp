@@ -34,7 +34,7 @@ std::string read_token_file(const std::string& path, const char* variable) {
         throw aws::aws_error("token_file",
                              std::string(variable) + ": " + path + " is larger than 64 KiB");
     }
-    const auto trimmed = std::string(config::trim(text));
+    auto trimmed = std::string(config::trim(text));
     if (trimmed.empty()) {
         throw aws::aws_error("token_file", std::string(variable) + ": " + path + " is empty");
     }
@@ -63,26 +63,38 @@ aws::credential_source iam_source_from(const config::settings& s,
     }
 }
 
-int iam_token_command(const config::settings& s, const std::map<std::string, std::string>& env) {
+one_token iam_token_once(const config::settings& s, const std::map<std::string, std::string>& env) {
     boost::asio::io_context io;
-    iam_auth iam(io.get_executor(), iam_source_from(s, env), iam_target_from(s),
-                 s.pool.connection_timeout);
-    int status = 1;
+    const auto source = iam_source_from(s, env);
+    iam_auth iam(io.get_executor(), source, iam_target_from(s), s.pool.connection_timeout);
+    one_token out;
+    out.source = source.describe();
     iam.on_token([&](const config::secret& token) {
-        // The one place a token is printed: the user asked for it, on stdout.
-        std::cout << token.reveal() << "\n";
-        status = 0;
+        out.token = token;
+        out.credentials_ttl_seconds = iam.stats().credentials_ttl_seconds;
         iam.stop();
         io.stop();
     });
-    iam.on_error([&](const std::string& why) {
-        std::cerr << "redis-sidecar iam-token: " << why << "\n";
+    iam.on_error([&](const std::string& code, const std::string& why) {
+        out.error = why;
+        out.error_code = code;
         iam.stop();
         io.stop();
     });
     iam.start();
     io.run();
-    return status;
+    return out;
+}
+
+int iam_token_command(const config::settings& s, const std::map<std::string, std::string>& env) {
+    const auto t = iam_token_once(s, env);
+    if (!t.token) {
+        std::cerr << "redis-sidecar iam-token: " << t.error << "\n";
+        return 1;
+    }
+    // The one place a token is printed: the user asked for it, on stdout.
+    std::cout << t.token->reveal() << "\n";
+    return 0;
 }
 
 iam_auth::iam_auth(boost::asio::any_io_executor ex, aws::credential_source source,
@@ -191,7 +203,7 @@ void iam_auth::failed(const std::string& code, const std::string& message) {
                                               ? "true"
                                               : "false"}});
     schedule(clock::now() + delay);
-    if (on_error_) on_error_(message);
+    if (on_error_) on_error_(code, message);
 }
 
 void iam_auth::sign() {

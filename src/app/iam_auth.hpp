@@ -47,7 +47,9 @@ class iam_auth {
     /// Called with every new token (the first one too).
     void on_token(token_handler h) { on_token_ = std::move(h); }
     /// Called with every failure to obtain credentials (which is then retried with backoff).
-    void on_error(std::function<void(const std::string&)> h) { on_error_ = std::move(h); }
+    void on_error(std::function<void(const std::string& code, const std::string& message)> h) {
+        on_error_ = std::move(h);
+    }
     void start();
     void stop();
     /// A pool's AUTH with a current token was refused: fetch credentials again (at most once per
@@ -77,7 +79,7 @@ class iam_auth {
     std::chrono::milliseconds http_timeout_;
     boost::asio::steady_timer timer_;
     token_handler on_token_;
-    std::function<void(const std::string&)> on_error_;
+    std::function<void(const std::string&, const std::string&)> on_error_;
     std::optional<aws::credentials> credentials_;
     std::chrono::system_clock::time_point obtained_{};
     std::optional<config::secret> token_;
@@ -96,6 +98,16 @@ aws::iam_target iam_target_from(const config::settings& s);
 /// (exit 2, like every other setting).
 aws::credential_source iam_source_from(const config::settings& s,
                                        const std::map<std::string, std::string>& env);
+
+/// One token, obtained now (credentials fetched once, no retry): for `check` and `iam-token`.
+struct one_token {
+    std::optional<config::secret> token;  ///< absent on failure
+    std::string error;                    ///< why not (never a secret)
+    std::string error_code;               ///< aws_error's code ("InvalidIdentityToken", "http")
+    std::string source;                   ///< the credential source's description
+    std::optional<double> credentials_ttl_seconds;
+};
+one_token iam_token_once(const config::settings& s, const std::map<std::string, std::string>& env);
 
 /// `redis-sidecar iam-token`: prints a fresh token for the resolved settings (as
 /// `aws rds generate-db-auth-token` does for RDS). Exit 0, or 1 with the reason on stderr.

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "redis_sidecar/config/values.hpp"
+
 namespace redis_sidecar::aws {
 
 namespace {
@@ -86,13 +88,15 @@ bool is_loopback_or_agent(const std::string& host) {
         return true;
     }
     // 127.0.0.0/8 as a dotted quad.
-    unsigned a = 0;
-    unsigned b = 0;
-    unsigned c = 0;
-    unsigned d = 0;
-    char tail = 0;
-    return std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 &&
-           b < 256 && c < 256 && d < 256;
+    std::string_view rest = host;
+    for (int i = 0; i < 4; ++i) {
+        const auto dot = rest.find('.');
+        if ((dot == std::string_view::npos) != (i == 3)) return false;
+        const auto octet = config::parse_uint(rest.substr(0, dot), 0, 255);
+        if (!octet || (i == 0 && *octet != 127)) return false;
+        rest = i == 3 ? std::string_view() : rest.substr(dot + 1);
+    }
+    return true;
 }
 
 }  // namespace
@@ -333,27 +337,39 @@ credentials parse_container_response(const http_response& r) {
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s) {
-    std::tm tm{};
-    int consumed = 0;
-    const std::string text(s);
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    // YYYY-MM-DDTHH:MM:SS, then optional fractional seconds, then Z or +00:00.
+    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+        s[13] != ':' || s[16] != ':') {
         return std::nullopt;
     }
-    auto rest = s.substr(static_cast<std::size_t>(consumed));
+    const auto field = [&s](std::size_t at, std::size_t n, std::uint64_t min, std::uint64_t max) {
+        const auto part = s.substr(at, n);
+        const bool digits = std::all_of(part.begin(), part.end(),
+                                        [](unsigned char c) { return std::isdigit(c) != 0; });
+        return digits ? config::parse_uint(part, min, max) : std::nullopt;
+    };
+    const auto year = field(0, 4, 1970, 9999);
+    const auto month = field(5, 2, 1, 12);
+    const auto day = field(8, 2, 1, 31);
+    const auto hour = field(11, 2, 0, 23);
+    const auto minute = field(14, 2, 0, 59);
+    const auto second = field(17, 2, 0, 60);
+    if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
+    auto rest = s.substr(19);
     if (!rest.empty() && rest.front() == '.') {
         rest.remove_prefix(1);
         while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front())) != 0) {
             rest.remove_prefix(1);
         }
     }
-    if (rest != "Z" && rest != "+00:00" && rest != "z") return std::nullopt;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60) {
-        return std::nullopt;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    if (rest != "Z" && rest != "z" && rest != "+00:00") return std::nullopt;
+    std::tm tm{};
+    tm.tm_year = static_cast<int>(*year) - 1900;
+    tm.tm_mon = static_cast<int>(*month) - 1;
+    tm.tm_mday = static_cast<int>(*day);
+    tm.tm_hour = static_cast<int>(*hour);
+    tm.tm_min = static_cast<int>(*minute);
+    tm.tm_sec = static_cast<int>(*second);
     const auto t = timegm(&tm);
     if (t == static_cast<std::time_t>(-1)) return std::nullopt;
     return std::chrono::system_clock::from_time_t(t);

@@ -116,6 +116,39 @@ std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_port_range(std::str
     return std::pair{*first, *last};
 }
 
+namespace {
+
+// The region an endpoint's region label names: a region as is ("eu-west-1"), or the short code
+// ElastiCache puts in endpoint names ("use1", "euc1"); "" when unknown.
+std::string region_of_label(std::string_view label) {
+    static constexpr std::pair<std::string_view, std::string_view> codes[] = {
+        {"use1", "us-east-1"},       {"use2", "us-east-2"},       {"usw1", "us-west-1"},
+        {"usw2", "us-west-2"},       {"cac1", "ca-central-1"},    {"caw1", "ca-west-1"},
+        {"sae1", "sa-east-1"},       {"euw1", "eu-west-1"},       {"euw2", "eu-west-2"},
+        {"euw3", "eu-west-3"},       {"euc1", "eu-central-1"},    {"euc2", "eu-central-2"},
+        {"eun1", "eu-north-1"},      {"eus1", "eu-south-1"},      {"eus2", "eu-south-2"},
+        {"aps1", "ap-south-1"},      {"aps2", "ap-south-2"},      {"apse1", "ap-southeast-1"},
+        {"apse2", "ap-southeast-2"}, {"apse3", "ap-southeast-3"}, {"apse4", "ap-southeast-4"},
+        {"apne1", "ap-northeast-1"}, {"apne2", "ap-northeast-2"}, {"apne3", "ap-northeast-3"},
+        {"ape1", "ap-east-1"},       {"afs1", "af-south-1"},      {"mes1", "me-south-1"},
+        {"mec1", "me-central-1"},    {"ilc1", "il-central-1"},    {"cnn1", "cn-north-1"},
+        {"cnw1", "cn-northwest-1"},  {"usgw1", "us-gov-west-1"},  {"usge1", "us-gov-east-1"}};
+    for (const auto& [code, region] : codes) {
+        if (label == code) return std::string(region);
+    }
+    // A region itself: letters, '-', letters (or more '-' parts), '-', digits.
+    const auto last_dash = label.rfind('-');
+    const bool looks_like_region =
+        label.find('-') < last_dash && last_dash + 1 < label.size() &&
+        std::all_of(label.begin() + static_cast<std::ptrdiff_t>(last_dash) + 1, label.end(),
+                    [](unsigned char c) { return std::isdigit(c) != 0; }) &&
+        std::all_of(label.begin(), label.begin() + static_cast<std::ptrdiff_t>(last_dash),
+                    [](unsigned char c) { return std::islower(c) != 0 || c == '-'; });
+    return looks_like_region ? std::string(label) : std::string();
+}
+
+}  // namespace
+
 std::optional<elasticache_endpoint> parse_elasticache_endpoint(std::string_view host) {
     std::string name(host);
     std::transform(name.begin(), name.end(), name.begin(),
@@ -142,10 +175,12 @@ std::optional<elasticache_endpoint> parse_elasticache_endpoint(std::string_view 
         const auto dash = labels[0].rfind('-');
         if (dash == std::string_view::npos || dash == 0) return std::nullopt;
         return elasticache_endpoint{std::string(labels[0].substr(0, dash)), true,
-                                    std::string(labels[2])};
+                                    region_of_label(labels[2])};
     }
     // <master|replica|clustercfg|node>.<rg>.<id>.<az code>
-    if (labels.size() == 4) return elasticache_endpoint{std::string(labels[1]), false, {}};
+    if (labels.size() == 4) {
+        return elasticache_endpoint{std::string(labels[1]), false, region_of_label(labels[3])};
+    }
     return std::nullopt;
 }
 

@@ -421,7 +421,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "REDIS_IAM_CACHE_NAME is not set; upstream host cache.internal is not an "
                  "ElastiCache endpoint name"},
         env_case{"iam_without_a_region",
-                 {{"REDIS_ADDR", "master.orders-rg.abc123.use1.cache.amazonaws.com"},
+                 {{"REDIS_ADDR", "master.orders-rg.abc123.xyz9.cache.amazonaws.com"},
                   {"REDIS_TLS_ENABLED", "true"},
                   {"REDIS_USERNAME", "app"},
                   {"REDIS_IAM_AUTH", "true"}},

@@ -89,6 +89,14 @@ TEST(elasticache_endpoint, names_say_the_cache_and_whether_serverless) {
     EXPECT_EQ(e->cache_name, "orders");
     EXPECT_TRUE(e->serverless);
     EXPECT_EQ(e->region, "eu-west-1");
+    e = parse_elasticache_endpoint("my-cache-abc123.serverless.use1.cache.amazonaws.com");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->cache_name, "my-cache");
+    EXPECT_EQ(e->region, "us-east-1");
+    EXPECT_EQ(parse_elasticache_endpoint("x-abc123.serverless.zzz9.cache.amazonaws.com")->region,
+              "");
+    EXPECT_EQ(parse_elasticache_endpoint("master.rg.abc123.apse2.cache.amazonaws.com")->region,
+              "ap-southeast-2");
     for (const auto* host : {"master.orders-rg.abc123.use1.cache.amazonaws.com",
                              "replica.orders-rg.abc123.use1.cache.amazonaws.com",
                              "clustercfg.orders-rg.abc123.use1.cache.amazonaws.com",
@@ -99,7 +107,6 @@ TEST(elasticache_endpoint, names_say_the_cache_and_whether_serverless) {
         ASSERT_TRUE(e) << host;
         EXPECT_EQ(e->cache_name, "orders-rg") << host;
         EXPECT_FALSE(e->serverless) << host;
-        EXPECT_EQ(e->region, "") << host;
     }
     for (const auto* host :
          {"cache", "redis.internal", "cache.amazonaws.com", "a.b.cache.amazonaws.com",

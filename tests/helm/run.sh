@@ -123,6 +123,7 @@ cases=(
   "existing-secret         |cache.internal.example.com:6380                         |true |true |0|yes|REDIS_TLS_SERVER_NAME=cache.internal.example.com"
   "native-false            |10.0.12.34:6379                                         |false|false|0|yes|REDIS_SIDECAR_SECRETS_DIR=/var/run/secrets/redis-sidecar,REDIS_SIDECAR_CLUSTER=off"
   "native-false-hold       |redis.default.svc.cluster.local:6379                    |false|false|0|no |REDIS_SIDECAR_HTTP_ADDR=0.0.0.0:9090"
+  "iam                     |clustercfg.orders.abc123.euc1.cache.amazonaws.com:6379  |true |true |0|no |REDIS_IAM_AUTH=true,REDIS_USERNAME=app-iam,REDIS_IAM_SERVERLESS=false"
   "all-on                  |master.my-cache.abc123.use1.cache.amazonaws.com:6379    |true |true |3|yes|REDIS_SIDECAR_SOCKET=/var/run/redis-sidecar/redis.sock"
 )
 for f in "$chart"/ci/*-values.yaml; do

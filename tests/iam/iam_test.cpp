@@ -295,5 +295,31 @@ TEST_F(iam, iam_token_subcommand_and_serverless) {
         << t;
 }
 
+// `check` with IAM: the credentials and the token first, then TLS, AUTH with the token, PING; a
+// refused token ends with the IAM hint, and unreachable STS with its own.
+TEST_F(iam, check_reports_credentials_token_and_refusal_hints) {
+    ASSERT_NO_FATAL_FAILURE(start_fake());
+    auto env = base_env();
+    for (const auto& [k, v] : web_identity_env()) env[k] = v;
+    env["REDIS_SIDECAR_CLUSTER"] = "off";
+    auto r = run_process({REDIS_SIDECAR_BINARY, "check"}, env, 30s);
+    EXPECT_EQ(r.exit_code, 0) << r;
+    EXPECT_NE(r.out.find("aws credentials"), std::string::npos) << r;
+    EXPECT_NE(r.out.find("web identity (role " + std::string(role_arn)), std::string::npos) << r;
+    EXPECT_NE(r.out.find("iam token"), std::string::npos) << r;
+    EXPECT_EQ(r.out.find("X-Amz-Signature"), std::string::npos) << r;
+
+    control({{"refuse", "all"}});
+    r = run_process({REDIS_SIDECAR_BINARY, "check"}, env, 30s);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_NE(r.out.find("is IAM-enabled"), std::string::npos) << r;
+    EXPECT_NE(r.out.find("replicationgroup/orders"), std::string::npos) << r;
+
+    env["AWS_ENDPOINT_URL_STS"] = "https://127.0.0.1:" + std::to_string(closed_port());
+    r = run_process({REDIS_SIDECAR_BINARY, "check"}, env, 30s);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_NE(r.out.find("STS or the credentials agent cannot be reached"), std::string::npos) << r;
+}
+
 }  // namespace
 }  // namespace redis_sidecar::iam_test

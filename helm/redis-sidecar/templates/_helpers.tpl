@@ -246,6 +246,33 @@ on the listener's address in the pod's shared network namespace).
   value: {{ $s.cluster.mode | quote }}
 - name: REDIS_SIDECAR_CLUSTER_PORTS
   value: {{ $s.cluster.ports | quote }}
+{{- with $s.iam }}
+{{- if .enabled }}
+{{- if or $u.password $.Values.externalRedis.existingSecret }}
+{{- fail "sidecar.iam.enabled: IAM authenticates with a token instead of a password; remove externalRedis.password (or the url's) and externalRedis.existingSecret" }}
+{{- end }}
+{{- if not $u.tls }}
+{{- fail "sidecar.iam.enabled needs TLS (externalRedis.tls.enabled: true): ElastiCache accepts IAM only with in-transit encryption" }}
+{{- end }}
+{{- if not $u.username }}
+{{- fail "sidecar.iam.enabled needs externalRedis.username: the IAM-enabled ElastiCache user" }}
+{{- end }}
+- name: REDIS_IAM_AUTH
+  value: "true"
+{{- with .cacheName }}
+- name: REDIS_IAM_CACHE_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString .serverless) "auto" }}
+- name: REDIS_IAM_SERVERLESS
+  value: {{ .serverless | quote }}
+{{- end }}
+{{- with .region }}
+- name: AWS_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 - name: REDIS_SIDECAR_MIN_DRAIN
   value: {{ $s.drain.min | quote }}
 - name: REDIS_SIDECAR_MAX_DRAIN

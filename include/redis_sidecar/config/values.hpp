@@ -35,12 +35,13 @@ std::optional<std::uint64_t> parse_uint(std::string_view s, std::uint64_t min, s
 struct elasticache_endpoint {
     std::string cache_name;  ///< the replication group id or serverless cache name
     bool serverless = false;
-    std::string region;  ///< only a Serverless name carries the region; empty otherwise
+    /// From the name's region label ("use1" → us-east-1, or a region as is); empty when unknown.
+    std::string region;
 };
 
-/// Reads `master.<rg>.<id>.<az>.cache.amazonaws.com` (also replica., clustercfg. and node
-/// names `<rg>-0001-001.<rg>.…`) and `<name>-<id>.serverless.<region>.cache.amazonaws.com`
-/// (and the .amazonaws.com.cn forms); nullopt for any other name.
+/// Reads `master.<rg>.<id>.<region code>.cache.amazonaws.com` (also replica., clustercfg. and
+/// node names `<rg>-0001-001.<rg>.…`) and `<name>-<id>.serverless.<region
+/// code>.cache.amazonaws.com` (and the .amazonaws.com.cn forms); nullopt for any other name.
 std::optional<elasticache_endpoint> parse_elasticache_endpoint(std::string_view host);
 
 }  // namespace redis_sidecar::config

@@ -215,7 +215,7 @@ void iam_auth::sign() {
     if (on_token_) on_token_(*token_);
     auto next = now + aws::token_refresh;
     if (const auto at = aws::refresh_at(*credentials_, obtained_); at && *at < next) next = *at;
-    schedule(next);
+    schedule(std::max(next, now + 1s));  // credentials that live a second do not make a loop
 }
 
 void iam_auth::schedule(clock::time_point when) {

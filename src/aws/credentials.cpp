@@ -348,7 +348,8 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
                                         [](unsigned char c) { return std::isdigit(c) != 0; });
         return digits ? config::parse_uint(part, min, max) : std::nullopt;
     };
-    const auto year = field(0, 4, 1970, 9999);
+    // system_clock counts nanoseconds: about 292 years either side of 1970 fit.
+    const auto year = field(0, 4, 1970, 2200);
     const auto month = field(5, 2, 1, 12);
     const auto day = field(8, 2, 1, 31);
     const auto hour = field(11, 2, 0, 23);

@@ -190,6 +190,7 @@ TEST(container, request_and_replies) {
 
 TEST(schedule, refresh_ahead_of_expiry_and_backoff) {
     EXPECT_FALSE(aws::parse_iso8601("2026-13-02T13:04:05Z"));
+    EXPECT_FALSE(aws::parse_iso8601("4961-12-02T13:04:05Z"));  // beyond system_clock (fuzzing)
     EXPECT_FALSE(aws::parse_iso8601("2026-12-02 13:04:05"));
     EXPECT_FALSE(aws::parse_iso8601("2026-12-02T13:04:05+02:00"));
     const auto t0 = *aws::parse_iso8601("2026-12-02T12:00:00Z");

@@ -90,11 +90,17 @@ std::string hint_for(const std::string& step_name, error e, const config::settin
                    "CLIENT SETNAME): grant them, e.g. +@connection +ping +select";
         case error::io_error:
             return up.tls.enabled
-                       ? "the server closed the connection: check the server's log"
+                       ? "the server closed the connection: check the server's log, and whether "
+                         "it has reached maxclients (every connection taken: CurrConnections)"
                        : "the server closed the connection: if the cluster has in-transit "
-                         "encryption, set REDIS_TLS_ENABLED=true (or use rediss://)";
+                         "encryption, set REDIS_TLS_ENABLED=true (or use rediss://); or the "
+                         "server has reached maxclients (every connection taken: CurrConnections)";
         case error::loading:
             return "the server is loading its dataset; try again shortly";
+        case error::max_clients:
+            return "the server refuses new connections: maxclients is reached (ElastiCache: "
+                   "65,000 per node). Check CurrConnections and who holds the connections: "
+                   "other clients, or REDIS_MAX_CONNECTIONS times the number of pods";
         default:
             return "see the detail above";
     }

@@ -36,6 +36,8 @@ class category_impl final : public std::error_category {
                 return "server is loading its dataset (LOADING)";
             case error::readonly:
                 return "server is a read-only replica (READONLY)";
+            case error::max_clients:
+                return "server has reached maxclients (max number of clients reached)";
             case error::protocol_error:
                 return "protocol error";
             case error::io_error:
@@ -84,6 +86,8 @@ std::string_view label(error e) {
             return "loading";
         case error::readonly:
             return "readonly";
+        case error::max_clients:
+            return "max_clients";
         case error::protocol_error:
             return "protocol_error";
         case error::io_error:
@@ -132,6 +136,8 @@ error classify_reply(std::string_view e) {
     if (starts_with(e, "NOPERM")) return error::noperm;
     if (starts_with(e, "LOADING")) return error::loading;
     if (starts_with(e, "READONLY")) return error::readonly;
+    // Also "ERR max number of clients + cluster connections reached" (cluster mode).
+    if (starts_with(e, "ERR max number of clients")) return error::max_clients;
     return error::server_error;
 }
 

@@ -16,6 +16,9 @@ TEST(classify_reply, names_each_redis_error) {
     EXPECT_EQ(classify_reply("LOADING Redis is loading the dataset in memory"), error::loading);
     EXPECT_EQ(classify_reply("READONLY You can't write against a read only replica."),
               error::readonly);
+    EXPECT_EQ(classify_reply("ERR max number of clients reached"), error::max_clients);
+    EXPECT_EQ(classify_reply("ERR max number of clients + cluster connections reached"),
+              error::max_clients);
     EXPECT_EQ(classify_reply("ERR unknown command 'FOO'"), error::server_error);
 }
 

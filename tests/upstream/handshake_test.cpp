@@ -91,6 +91,36 @@ TEST(handshake, replies_all_good_give_the_servers_facts) {
     EXPECT_TRUE(out.info.supports_hello);
 }
 
+// Valkey answers HELLO with server "valkey" and its own version (and may add fields): nothing
+// depends on "redis".
+TEST(handshake, a_valkey_hello_reply_is_read_like_redis) {
+    const auto h = make_handshake(settings("app", "pw", 0), "n");
+    resp::reply hello{resp::reply_type::array, {}, 0, {}};
+    hello.elements = {bulk("server"),
+                      bulk("valkey"),
+                      bulk("version"),
+                      bulk("8.0.1"),
+                      bulk("proto"),
+                      {resp::reply_type::integer, {}, 2, {}},
+                      bulk("id"),
+                      {resp::reply_type::integer, {}, 7, {}},
+                      bulk("mode"),
+                      bulk("standalone"),
+                      bulk("role"),
+                      bulk("master"),
+                      bulk("modules"),
+                      {resp::reply_type::array, {}, 0, {}},
+                      bulk("availability_zone"),
+                      bulk("use1-az1")};
+    const auto out = check_handshake(h, {hello, status("PONG")}, true);
+    EXPECT_FALSE(out.ec) << out.ec.message() << " " << out.detail;
+    EXPECT_EQ(out.info.version, "8.0.1");
+    EXPECT_EQ(out.info.role, "master");
+    EXPECT_EQ(out.info.mode, "standalone");
+    EXPECT_EQ(out.info.client_id, 7);
+    EXPECT_TRUE(out.info.supports_hello);
+}
+
 TEST(handshake, the_first_error_names_its_step_and_is_classified) {
     const auto h = make_handshake(settings("app", "pw", 3), "n");
     auto out =

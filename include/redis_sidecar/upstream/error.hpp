@@ -28,6 +28,8 @@ enum class error {
     loading,
     /// The server is a replica and refused a write: READONLY.
     readonly,
+    /// The server refused a new connection: "ERR max number of clients reached" (maxclients).
+    max_clients,
     /// The server sent something that is not RESP, or an unexpected reply.
     protocol_error,
     /// The connection broke (reset, EOF, other socket error).

@@ -59,6 +59,8 @@ class iam_auth {
     void set_user(const std::string& user);
 
     const std::optional<config::secret>& token() const { return token_; }
+    /// The user tokens are signed for (AUTH must name the same one).
+    const std::string& user() const { return target_.user; }
     iam_stats stats() const;
     nlohmann::json status() const;
 

@@ -171,7 +171,7 @@ int sidecar::run() {
         iam_ = std::make_unique<iam_auth>(io_.get_executor(), iam_source_from(s, inputs_.env),
                                           iam_target_from(s), s.pool.connection_timeout);
         iam_->on_token([this](const config::secret& token) {
-            const auto user = pool_->upstream().username;
+            const std::optional<std::string> user = iam_->user();  // signed for this one
             pool_->update_credentials(user, token);
             cluster_->update_credentials(user, token);
             if (!upstream_started_) start_upstream();

@@ -598,6 +598,17 @@ class opener final : public std::enable_shared_from_this<opener> {
 
     void on_hello(command_result r) {
         if (done_) return;
+        if (r.ec && !timed_out_) {
+            // A server that turns the connection away (maxclients) writes one error and closes:
+            // that error is the reason, not the EOF after it.
+            for (std::size_t i = 0; i < r.replies.size() && i < handshake_.steps.size(); ++i) {
+                if (r.replies[i].type != resp::reply_type::error) continue;
+                const auto& text = r.replies[i].str;
+                trace(handshake_.steps[i], false, text);
+                finish(make_error_code(classify_reply(text)), text);
+                return;
+            }
+        }
         if (r.ec) {
             const auto why = make_error_code(timed_out_ ? error::timeout : classify(r.ec));
             trace(handshake_.steps.front(), false, why.message());

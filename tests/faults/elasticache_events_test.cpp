@@ -269,11 +269,10 @@ TEST(elasticache_events, max_clients_reached_at_connect) {
     EXPECT_EQ(sc.terminate(), 0);
 }
 
-// The refusal classified as max_clients (metric label, /status, check's hint). Disabled: the
-// opener (src/upstream/connection.cpp, opener::on_hello) classifies the EOF that follows the
-// "-ERR max number of clients reached" reply as io_error and drops the reply; enable this test
-// with the fix there (classify the first reply when it is an error, before the EOF).
-TEST(elasticache_events, DISABLED_max_clients_is_classified_at_connect) {
+// The refusal classified as max_clients (metric label, /status, check's hint): the opener
+// (src/upstream/connection.cpp, opener::on_hello) classifies the error reply the server writes
+// before it closes, not the EOF after it.
+TEST(elasticache_events, max_clients_is_classified_at_connect) {
     redis_server server;
     server.start();
     sidecar_process sc;

@@ -284,6 +284,17 @@ void check_iam(const settings& s) {
             "REDIS_IAM_AUTH is on and AWS_REGION (or AWS_DEFAULT_REGION) is not set: tokens "
             "are signed for a region");
     }
+    // Checked only here: AWS_REGION is shared with other tools ("local" for emulators), and a
+    // value the sidecar does not use must not stop it.
+    const auto& region = s.iam.region;
+    const bool region_ok = region.size() <= 32 && region.find('-') != std::string::npos &&
+                           std::all_of(region.begin(), region.end(), [](unsigned char c) {
+                               return std::islower(c) != 0 || std::isdigit(c) != 0 || c == '-';
+                           });
+    if (!region_ok) {
+        throw config_error("iam.region: '" + region + "' (" + from("iam.region") +
+                           ") is not an AWS region (for example us-east-1)");
+    }
 }
 
 // What an ElastiCache endpoint name says fills iam.* that nothing else set.

@@ -169,19 +169,6 @@ value cache_name(const raw& v) {
     return name;
 }
 
-// An AWS region: "us-east-1", "eu-central-2", "cn-north-1", "us-gov-west-1".
-value region(const raw& v) {
-    const bool ok = v.text.size() <= 32 && v.text.find('-') != std::string::npos &&
-                    std::all_of(v.text.begin(), v.text.end(), [](unsigned char c) {
-                        return (std::islower(c) != 0) || std::isdigit(c) != 0 || c == '-';
-                    });
-    if (!ok) {
-        throw config_error(v.from.name + ": '" + v.text +
-                           "' is not an AWS region (for example us-east-1)");
-    }
-    return v.text;
-}
-
 template <class T>
 std::optional<value> part(const std::optional<T>& v) {
     return v ? std::optional<value>(*v) : std::nullopt;
@@ -311,7 +298,7 @@ std::span<const setting> table() {
          .parse = boolean, .at = [](settings& s) -> member { return &s.iam.serverless; },
          .help = "IAM: the cache is ElastiCache Serverless; default: read from the endpoint name"},
         {.key = "iam.region", .flag = "--aws-region", .env = {"AWS_REGION", "AWS_DEFAULT_REGION"},
-         .parse = region, .at = [](settings& s) -> member { return &s.iam.region; },
+         .parse = text, .at = [](settings& s) -> member { return &s.iam.region; },
          .help = "IAM: the region tokens are signed for; default: read from a Serverless "
                  "endpoint name"},
         {.key = "lifecycle.readiness", .flag = "--readiness", .env = {"REDIS_SIDECAR_READINESS"},

@@ -105,7 +105,17 @@ void session::acquire_upstream() {
     ctx_->pool->async_acquire([self = shared_from_this()](std::error_code ec,
                                                           std::shared_ptr<upstream::connection> c) {
         self->acquiring_ = false;
-        if (!ec && c->broken()) ec = make_error_code(upstream::error::io_error);
+        if (!ec && c->broken()) {
+            // It broke between the pool's handing it over and now (a CLIENT KILL while it sat
+            // idle): nothing was sent on it, so another one serves this client as well.
+            if (!self->finished_ && self->broken_leases_ < max_broken_leases) {
+                ++self->broken_leases_;
+                self->ctx_->pool->release(std::move(c), false);
+                self->acquire_upstream();
+                return;
+            }
+            ec = make_error_code(upstream::error::io_error);
+        }
         if (self->finished_) {
             if (c) self->ctx_->pool->release(std::move(c), !ec);
             return;

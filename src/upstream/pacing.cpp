@@ -49,7 +49,12 @@ std::chrono::milliseconds connect_pacer::backoff_ceiling() const {
                                                options_.backoff_base * (1LL << exp));
 }
 
-void connect_pacer::failed(clock::time_point now) {
+void connect_pacer::failed(clock::time_point started, clock::time_point now) {
+    if (failures_ == 0) {
+        first_failure_ = now;
+    } else if (started >= first_failure_) {
+        confirmed_ = true;
+    }
     ++failures_;
     std::uniform_int_distribution<long long> jitter(
         0, std::max<long long>(0, backoff_ceiling().count()));
@@ -58,6 +63,7 @@ void connect_pacer::failed(clock::time_point now) {
 
 void connect_pacer::succeeded(clock::time_point now) {
     failures_ = 0;
+    confirmed_ = false;
     next_allowed_ = now;
 }
 

@@ -112,7 +112,7 @@ void pool::async_acquire(acquire_handler handler) {
     }
     // The upstream is failing and nothing is on its way: say so now rather than at the deadline
     // (a cache client would rather fail fast than hang); the pool keeps reconnecting.
-    if (pacer_.consecutive_failures() > 0 && opening_ == 0) {
+    if (pacer_.failing() && opening_ == 0) {
         asio::post(ex_, [h = std::move(handler), ec = last_failure_] { h(ec, nullptr); });
         maintain();
         return;
@@ -418,9 +418,11 @@ void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::t
     --opening_;
     if (ec) {
         record_failure(ec, detail);
-        pacer_.failed(clock::now());
+        pacer_.failed(started, clock::now());
         // Nothing else can serve the waiters soon: tell them now rather than at their deadline.
-        if (opening_ == 0 && idle_.empty()) {
+        // Not after the first failed batch: a CLIENT KILL or restart during the handshakes is
+        // not an upstream that is down; the waiters wait for the retry (within their bound).
+        if (pacer_.failing() && opening_ == 0 && idle_.empty()) {
             auto waiters = std::move(waiters_);
             waiters_.clear();
             for (auto& w : waiters) {

@@ -48,7 +48,7 @@ TEST(pacing, backoff_doubles_to_its_cap_with_full_jitter) {
     const std::chrono::milliseconds ceilings[] = {100ms, 200ms, 400ms, 800ms, 1s, 1s, 1s};
     auto now = t0;
     for (const auto ceiling : ceilings) {
-        p.failed(now);
+        p.failed(now, now);
         EXPECT_EQ(p.backoff_ceiling(), ceiling);
         EXPECT_GE(p.next_allowed(), now);
         EXPECT_LE(p.next_allowed(), now + ceiling);
@@ -74,7 +74,7 @@ TEST(pacing, jitter_spreads_the_waits) {
     auto now = t0;
     std::chrono::nanoseconds shortest = 1h, longest{0};
     for (int i = 0; i < 200; ++i) {
-        p.failed(now);
+        p.failed(now, now);
         const auto wait = p.next_allowed() - now;
         shortest = std::min<std::chrono::nanoseconds>(shortest, wait);
         longest = std::max<std::chrono::nanoseconds>(longest, wait);
@@ -85,9 +85,27 @@ TEST(pacing, jitter_spreads_the_waits) {
     EXPECT_LE(longest, 1s);
 }
 
+TEST(pacing, a_batch_cut_at_once_is_not_yet_a_failing_upstream) {
+    connect_pacer p({.max_per_second = 1000, .backoff_base = 100ms, .backoff_max = 1s}, t0, 5);
+    // Four opens started together at t0 all fail (a CLIENT KILL during their handshakes).
+    for (int i = 0; i < 4; ++i) p.failed(t0, t0 + 10ms + std::chrono::milliseconds(i));
+    EXPECT_EQ(p.consecutive_failures(), 4u);
+    EXPECT_FALSE(p.failing());
+    // The retry, started after the first failure, fails too: now the upstream is failing.
+    p.failed(t0 + 200ms, t0 + 210ms);
+    EXPECT_TRUE(p.failing());
+    p.succeeded(t0 + 300ms);
+    EXPECT_FALSE(p.failing());
+    // A new run starts from scratch: its first failure alone does not confirm it.
+    p.failed(t0 + 400ms, t0 + 410ms);
+    EXPECT_FALSE(p.failing());
+    p.failed(t0 + 410ms, t0 + 420ms);
+    EXPECT_TRUE(p.failing());
+}
+
 TEST(pacing, many_failures_do_not_overflow_the_ceiling) {
     connect_pacer p({.max_per_second = 1, .backoff_base = 100ms, .backoff_max = 10s}, t0, 1);
-    for (int i = 0; i < 1000; ++i) p.failed(t0);
+    for (int i = 0; i < 1000; ++i) p.failed(t0, t0);
     EXPECT_EQ(p.backoff_ceiling(), 10s);
 }
 

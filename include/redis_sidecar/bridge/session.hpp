@@ -88,6 +88,10 @@ class session final : public std::enable_shared_from_this<session>, private upst
     client_core core_;
     std::shared_ptr<upstream::connection> up_;
     bool acquiring_ = false;
+    /// Leases that arrived already broken and were swapped for another, at most
+    /// max_broken_leases per session (then the client gets the error).
+    int broken_leases_ = 0;
+    static constexpr int max_broken_leases = 3;
 
     std::string out_writing_;  // bytes being written upstream
     bool upstream_writing_ = false;

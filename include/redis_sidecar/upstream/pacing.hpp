@@ -31,13 +31,19 @@ class connect_pacer {
     /// Asks to start `wanted` opens at `now`.
     grant request(std::size_t wanted, clock::time_point now);
 
-    /// An open failed at `now`: the next may start only after a backoff.
-    void failed(clock::time_point now);
+    /// An open that started at `started` failed at `now`: the next may start only after a
+    /// backoff.
+    void failed(clock::time_point started, clock::time_point now);
     /// An open succeeded at `now`: the backoff ends.
     void succeeded(clock::time_point now);
 
     /// Failed opens since the last success.
     unsigned consecutive_failures() const { return failures_; }
+    /// Whether the upstream is failing rather than one batch of connections having been cut (a
+    /// CLIENT KILL or a restart during their handshakes): an open that started after the first
+    /// failure of this run failed too. Until then the pool lets waiters wait for the retry;
+    /// after, it fails them at once.
+    bool failing() const { return confirmed_; }
     /// The earliest time the next open may start.
     clock::time_point next_allowed() const { return next_allowed_; }
     /// The current backoff ceiling: min(max, base·2^(failures-1)); zero without failures.
@@ -51,6 +57,8 @@ class connect_pacer {
     clock::time_point tokens_at_;
     clock::time_point next_allowed_{};
     unsigned failures_ = 0;
+    clock::time_point first_failure_{};
+    bool confirmed_ = false;
     std::minstd_rand rng_;
 };
 

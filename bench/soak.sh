@@ -140,7 +140,7 @@ while [ "$(date +%s)" -lt $((start + seconds)) ]; do
   kill -0 "$sidecar_pid" 2>/dev/null || { log "the sidecar exited"; cat "$work/sidecar.log" >&2; exit 1; }
   if [ "$now" -ge "$next_sample" ]; then
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$sidecar_pid/status")
-    fds=$(ls "/proc/$sidecar_pid/fd" | wc -l)
+    fds=$(find "/proc/$sidecar_pid/fd" -mindepth 1 -maxdepth 1 | wc -l)
     clients=$(admin INFO clients 2>/dev/null | tr -d '\r' | awk -F: '/^connected_clients:/ {print $2 - 1}')
     echo "$((now - start)) $rss $fds ${clients:--1}" >> "$work/samples"
     next_sample=$((next_sample + sample_every))

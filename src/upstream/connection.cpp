@@ -40,9 +40,17 @@ std::string x509_name(X509_NAME* name) {
     return buf;
 }
 
-void set_socket_options(tcp::socket& s, bool keepalive) {
+// `unacked_limit` is TCP_USER_TIMEOUT: bytes sent and not acknowledged for that long (a
+// blackholed peer: no RST, no FIN) fail the connection with ETIMEDOUT, instead of after the
+// kernel's ~15 minutes of retransmissions. A peer that is merely slow to answer (BLPOP) has
+// acknowledged what it was sent and is not affected.
+void set_socket_options(tcp::socket& s, bool keepalive, std::chrono::milliseconds unacked_limit) {
     boost::system::error_code ignored;
     s.set_option(tcp::no_delay(true), ignored);
+    if (unacked_limit.count() > 0) {
+        const auto ms = static_cast<unsigned>(unacked_limit.count());
+        ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    }
     if (!keepalive) return;
     s.set_option(asio::socket_base::keep_alive(true), ignored);
     const int fd = s.native_handle();
@@ -526,7 +534,9 @@ class opener final : public std::enable_shared_from_this<opener> {
             return;
         }
         conn_->set_peer(ep);
-        set_socket_options(conn_->socket(), options_.keepalive);
+        // The connect timeout (TCP + TLS + AUTH + PING) bounds how long sent bytes may stay
+        // unacknowledged too.
+        set_socket_options(conn_->socket(), options_.keepalive, options_.timeout);
         conn_->register_for_reading();
         trace("tcp", true,
               "connected to " + config::join_host_port(ep.address().to_string(), ep.port()));

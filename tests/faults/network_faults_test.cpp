@@ -1,0 +1,536 @@
+// A hostile network (issue 18), through the real binary speaking TLS to a real redis-server:
+// a connection that silently stops mid-reply, a slow and thin link (latency plus a bandwidth
+// cap), and a blackholed primary (a network namespace whose packets are all dropped: no RST, no
+// FIN). The first two go through tests/support/fault_proxy on loopback; the third needs root and
+// `ip netns`, and skips without them. Every figure is printed as a "[figure]" line.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "../bridge/bridge_fixture.hpp"
+#include "sidecar_process.hpp"
+#include "support/eventually.hpp"
+#include "support/fault_proxy.hpp"
+#include "support/pki.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace redis_sidecar::faults_test {
+namespace {
+
+using bridge_test::resp_client;
+using bridge_test::resp_value;
+using direction = fault_proxy::direction;
+
+const std::string password = "network-faults-password-0123";
+
+/// The sidecar's settings for a TLS upstream at `address` (an IP literal: the test PKI's
+/// certificates carry the IP, and REDIS_TLS_SERVER_NAME defaults to the host).
+env_map tls_env(const std::string& address, const env_map& extra) {
+    env_map env = {{"REDIS_ADDR", address},
+                   {"REDIS_TLS_ENABLED", "true"},
+                   {"REDIS_TLS_CA_FILE", test_pki::shared().ca_cert()}};
+    for (const auto& [k, v] : extra) env[k] = v;
+    return env;
+}
+
+redis_server_options tls_server() {
+    redis_server_options o;
+    o.tls = true;
+    return o;
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+/// One command on a fresh connection; the reply, or an error text when the connection failed.
+resp_value one_command(std::uint16_t port, const std::vector<std::string>& args,
+                       std::chrono::milliseconds timeout) {
+    try {
+        auto c = resp_client::tcp(port, 2s);
+        return c.call(args, timeout);
+    } catch (const std::exception& e) {
+        resp_value v;
+        v.type = '-';
+        v.str = std::string("client: ") + e.what();
+        return v;
+    }
+}
+
+// 1. The upstream connection goes silent in the middle of an 8 MB reply (the proxy stops
+// forwarding upstream -> sidecar: no RST, no FIN; the proxy keeps acknowledging what the sidecar
+// sends, as a stuck server or a middlebox would). The client should get an error (the reply
+// cannot be finished, so its connection is closed) within about REDIS_SOCKET_TIMEOUT, and the
+// stalled upstream connection must never serve another command.
+//
+// `strict`: the client waits up to 15 s for that error and the test asserts it came within 5 s.
+// KNOWN BUG: the sidecar has no deadline on a reply it is owed (REDIS_SOCKET_TIMEOUT bounds only
+// its own commands and writes), so the client waits until it gives up itself; the strict
+// variant is DISABLED_ until bridge/session.cpp arms one (see README, "A hostile network").
+// Without `strict` the client gives up after 3 s, as a client with a timeout does, and the test
+// asserts what must hold anyway: the stalled connection is never reused.
+void silent_mid_reply(bool strict) {
+    redis_server server(tls_server());
+    server.start();
+    fault_proxy proxy("127.0.0.1", server.port());
+    sidecar_process sc;
+    sc.start(tls_env(proxy.address(), {{"REDIS_SOCKET_TIMEOUT", "500ms"},
+                                       {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "200ms"},
+                                       {"REDIS_CONNECTION_TIMEOUT", "1s"},
+                                       {"REDIS_MIN_IDLE_CONNECTIONS", "2"}}));
+
+    const std::string big(8u << 20, 'x');
+    {
+        auto c = resp_client::tcp(sc.port());
+        ASSERT_EQ(c.call({"SET", "big", big}, 30s).text(), "OK");
+        ASSERT_EQ(c.call({"SET", "small", "v1"}).text(), "OK");
+    }
+
+    // Slow the replies down so that the stop falls in the middle of the 8 MB.
+    proxy.set_bandwidth(direction::to_client, 2u << 20);
+    const auto accepted_before = proxy.accepted();
+    const auto forwarded_before = proxy.bytes_forwarded(direction::to_client);
+    auto c = resp_client::tcp(sc.port());
+    c.send({"GET", "big"});
+    ASSERT_TRUE(eventually(
+        [&] {
+            return proxy.bytes_forwarded(direction::to_client) - forwarded_before >= (1u << 20);
+        },
+        20s));
+    proxy.set_stopped(direction::to_client, true);
+    const auto stopped_at = clock::now();
+    const auto forwarded_at_stop = proxy.bytes_forwarded(direction::to_client) - forwarded_before;
+
+    std::string outcome;
+    try {
+        const auto r = c.read(strict ? 15s : 3s);
+        outcome = r.is_error() ? "error reply: " + r.text()
+                               : "a complete reply of " + std::to_string(r.str.size()) + " bytes";
+    } catch (const std::exception& e) {
+        outcome = std::string("connection closed: ") + e.what();
+    }
+    const double error_after = seconds_since(stopped_at);
+    std::cout << "client saw: " << outcome << std::endl;
+    figure("silent mid-reply: bytes of the 8 MB reply forwarded before the stop",
+           static_cast<double>(forwarded_at_stop), "B");
+    figure(
+        strict ? "silent mid-reply: client error after" : "silent mid-reply: client gave up after",
+        error_after * 1000, "ms");
+    if (strict) {
+        EXPECT_LT(error_after, 5.0) << outcome;
+    }
+    EXPECT_EQ(outcome.find("complete reply"), std::string::npos) << outcome;
+    c.close();  // the client gives up (strict: already closed by the sidecar)
+
+    // The link comes back: if the stalled connection were reused, its leftover megabytes would
+    // be read as the reply to the next commands.
+    proxy.set_stopped(direction::to_client, false);
+    proxy.set_bandwidth(direction::to_client, 0);
+    for (int i = 0; i < 20; ++i) {
+        const auto r = one_command(sc.port(), {"GET", "small"}, 5s);
+        ASSERT_EQ(r.text(), "\"v1\"") << "command " << i;
+    }
+    {
+        auto c2 = resp_client::tcp(sc.port());
+        const auto r = c2.call({"STRLEN", "big"});
+        EXPECT_EQ(r.integer, static_cast<long long>(big.size())) << r.text();
+    }
+    const auto new_connections = proxy.accepted() - accepted_before;
+    figure("silent mid-reply: new upstream connections after", static_cast<double>(new_connections),
+           "");
+    EXPECT_GE(new_connections, 1u);
+    EXPECT_LT(new_connections, 20u);
+    EXPECT_TRUE(sc.process().running());
+}
+
+TEST(network_faults, connection_silent_mid_reply_not_reused) {
+    silent_mid_reply(false);
+}
+
+// Fails today (the client waits 15 s): see silent_mid_reply. Run it with
+// --gtest_also_run_disabled_tests.
+TEST(network_faults, DISABLED_connection_silent_mid_reply_errors_within_timeout) {
+    silent_mid_reply(true);
+}
+
+// 2. A slow, thin link: 100 ms added each way (200 ms round trip) and 1 MB/s each way. With
+// REDIS_SOCKET_TIMEOUT=3s that is a legal network: every command of a bounded load completes, and
+// the sidecar does not reconnect in a loop.
+TEST(network_faults, latency_and_bandwidth_cap) {
+    redis_server server(tls_server());
+    server.start();
+    fault_proxy proxy("127.0.0.1", server.port());
+    sidecar_process sc;
+    sc.start(tls_env(proxy.address(), {{"REDIS_SOCKET_TIMEOUT", "3s"},
+                                       {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "1s"},
+                                       {"REDIS_CONNECTION_TIMEOUT", "5s"},
+                                       {"REDIS_MIN_IDLE_CONNECTIONS", "2"}}));
+    for (auto d : {direction::to_target, direction::to_client}) {
+        proxy.set_latency(d, 100ms);
+        proxy.set_bandwidth(d, 1u << 20);
+    }
+    const std::string connects = "redis_sidecar_upstream_connects_total";
+    const double connects_before = sc.metric(connects);
+    const auto accepted_before = proxy.accepted();
+
+    constexpr int clients = 4;
+    constexpr int per_client = 50;
+    const std::string value64k(64 * 1024, 'v');
+    std::mutex m;
+    std::vector<double> latencies_ms;
+    std::vector<std::string> failures;
+    std::atomic<int> done{0};
+    const auto started = clock::now();
+    std::vector<std::thread> threads;
+    for (int w = 0; w < clients; ++w) {
+        threads.emplace_back([&, w] {
+            std::optional<resp_client> c;
+            for (int i = 0; i < per_client; ++i) {
+                const std::string key = "k" + std::to_string(w) + "-" + std::to_string(i / 10);
+                std::vector<std::string> cmd;
+                if (i % 10 == 0) {
+                    cmd = {"SET", key, value64k};
+                } else if (i % 10 == 5) {
+                    cmd = {"GET", key};
+                } else {
+                    cmd = {"INCR", "n" + std::to_string(w)};
+                }
+                const auto t = clock::now();
+                try {
+                    if (!c) c.emplace(resp_client::tcp(sc.port(), 5s));
+                    const auto r = c->call(cmd, 30s);
+                    const double ms = seconds_since(t) * 1000;
+                    const bool good = cmd[0] == "GET"   ? r.str == value64k
+                                      : cmd[0] == "SET" ? r.text() == "OK"
+                                                        : r.type == ':';
+                    std::lock_guard l(m);
+                    if (good) {
+                        latencies_ms.push_back(ms);
+                        ++done;
+                    } else {
+                        failures.push_back(cmd[0] + ": " + r.text().substr(0, 200));
+                    }
+                } catch (const std::exception& e) {
+                    std::lock_guard l(m);
+                    failures.push_back(cmd[0] + ": " + e.what());
+                    c.reset();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    const double total_s = seconds_since(started);
+    const double new_connects = sc.metric(connects) - connects_before;
+    const auto accepted = proxy.accepted() - accepted_before;
+
+    figure("slow link: commands completed", done.load(), "of 200");
+    figure("slow link: p50 latency", percentile(latencies_ms, 0.5), "ms");
+    figure("slow link: p99 latency", percentile(latencies_ms, 0.99), "ms");
+    figure("slow link: whole load", total_s, "s");
+    figure("slow link: upstream connects during the load", new_connects, "");
+    figure("slow link: proxy accepts during the load", static_cast<double>(accepted), "");
+    for (const auto& f : failures) ADD_FAILURE() << f;
+    EXPECT_EQ(done.load(), clients * per_client);
+    // One connection per busy client at most, plus a few refills: not a reconnect storm.
+    EXPECT_LE(new_connects, 2 * clients + 4);
+    EXPECT_LE(accepted, static_cast<std::size_t>(2 * clients + 4));
+    // Every command crossed the 200 ms round trip at least once.
+    EXPECT_GE(percentile(latencies_ms, 0.5), 190);
+    EXPECT_EQ(sc.readyz(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A blackholed primary: a redis-server in its own network namespace, reached over a veth
+// pair; then every packet in and out of the namespace is dropped (iptables DROP: no RST, no FIN).
+
+constexpr std::string_view ns_prefix = "rs-bh-";
+constexpr std::string_view link_prefix = "rsb";
+constexpr std::string_view netns_dir = "/run/netns/";
+constexpr std::chrono::milliseconds tool_timeout{10000};
+
+std::string tool(std::initializer_list<const char*> candidates, const char* fallback) {
+    for (const char* p : candidates) {
+        if (::access(p, X_OK) == 0) return p;
+    }
+    return fallback;
+}
+std::string ip_tool() {
+    return tool({"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}, "ip");
+}
+std::string iptables_tool() {
+    return tool({"/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"}, "iptables");
+}
+
+process_result run_ip(std::vector<std::string> args) {
+    args.insert(args.begin(), ip_tool());
+    return run_process(args, base_env(), tool_timeout);
+}
+
+bool lacks_privilege(const process_result& r) {
+    const auto out = r.output();
+    return out.find("Operation not permitted") != std::string::npos ||
+           out.find("Permission denied") != std::string::npos;
+}
+
+/// A network namespace with one end of a veth pair in it: host side 10.214.a.(b+1)/30,
+/// namespace side 10.214.a.(b+2)/30, a and b from the pid (test processes running at once pick
+/// different /30s). Everything it made is removed by the destructor, whatever happened.
+class veth_namespace {
+  public:
+    veth_namespace() {
+        const auto pid = static_cast<unsigned>(::getpid());
+        const std::string id = std::to_string(pid);
+        ns_ = std::string(ns_prefix) + id;
+        host_if_ = host_link(id);
+        ns_if_ = std::string(link_prefix) + id + "n";
+        const std::string net = "10.214." + std::to_string((pid >> 6) & 0xffu) + ".";
+        const unsigned base = (pid & 0x3fu) * 4;
+        host_addr_ = net + std::to_string(base + 1);
+        ns_addr_ = net + std::to_string(base + 2);
+    }
+    ~veth_namespace() { remove(); }
+    veth_namespace(const veth_namespace&) = delete;
+    veth_namespace& operator=(const veth_namespace&) = delete;
+
+    struct outcome {
+        bool ok = false;
+        bool no_privilege = false;
+        std::string detail;
+    };
+
+    outcome create() {
+        remove_leftovers();
+        const std::string net30 = "/30";
+        const std::vector<std::vector<std::string>> steps = {
+            {"netns", "add", ns_},
+            {"link", "add", host_if_, "type", "veth", "peer", "name", ns_if_, "netns", ns_},
+            {"addr", "add", host_addr_ + net30, "dev", host_if_},
+            {"link", "set", host_if_, "up"},
+            {"-n", ns_, "addr", "add", ns_addr_ + net30, "dev", ns_if_},
+            {"-n", ns_, "link", "set", ns_if_, "up"},
+            {"-n", ns_, "link", "set", "lo", "up"}};
+        for (const auto& step : steps) {
+            const auto r = run_ip(step);
+            if (step[0] == "netns") created_ = true;
+            if (!r.ok()) {
+                std::string cmd = "ip";
+                for (const auto& a : step) cmd += " " + a;
+                return {false, lacks_privilege(r), cmd + ": " + r.describe()};
+            }
+        }
+        return {true, false, {}};
+    }
+
+    /// iptables inside the namespace.
+    process_result iptables(const std::vector<std::string>& args) const {
+        std::vector<std::string> argv = {ip_tool(), "netns", "exec", ns_, iptables_tool()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_process(argv, base_env(), tool_timeout);
+    }
+
+    void remove() noexcept {
+        if (!created_) return;
+        created_ = false;
+        try {
+            run_ip({"link", "del", host_if_});
+            run_ip({"netns", "del", ns_});
+        } catch (...) {
+        }
+    }
+
+    const std::string& name() const { return ns_; }
+    const std::string& ns_addr() const { return ns_addr_; }
+
+  private:
+    static std::string host_link(const std::string& id) {
+        return std::string(link_prefix) + id + "h";
+    }
+
+    // Namespaces left by test processes that died (never one of a live process).
+    static void remove_leftovers() {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(netns_dir, ec)) {
+            const std::string file = entry.path().filename().string();
+            if (!file.starts_with(ns_prefix)) continue;
+            const std::string id = file.substr(ns_prefix.size());
+            if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) continue;
+            const auto pid = static_cast<pid_t>(std::stol(id));
+            if (pid == ::getpid() || (::kill(pid, 0) != 0 && errno == ESRCH)) {
+                run_ip({"link", "del", host_link(id)});
+                run_ip({"netns", "del", file});
+            }
+        }
+    }
+
+    std::string ns_, host_if_, ns_if_, host_addr_, ns_addr_;
+    bool created_ = false;
+};
+
+TEST(network_faults, blackholed_primary) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespace, iptables)";
+    if (!run_ip({"netns", "list"}).ok()) GTEST_SKIP() << "`ip netns` is not available";
+    veth_namespace ns;
+    const auto made = ns.create();
+    if (!made.ok && made.no_privilege) GTEST_SKIP() << "cannot create a namespace: " << made.detail;
+    ASSERT_TRUE(made.ok) << made.detail;
+    // The firewall must work in the namespace, or this test proves nothing.
+    {
+        const auto r = ns.iptables({"-L", "INPUT", "-n"});
+        ASSERT_TRUE(r.ok()) << "iptables in the namespace: " << r.describe();
+    }
+
+    // redis-server (TLS) inside the namespace, on its side of the veth pair.
+    temp_dir dir("rs-blackhole");
+    const std::string wrapper =
+        dir.write_file("redis-in-netns.sh", "#!/bin/sh\nexec " + ip_tool() + " netns exec " +
+                                                ns.name() + " /usr/bin/redis-server \"$@\"\n");
+    ASSERT_EQ(::chmod(wrapper.c_str(), 0755), 0);
+    test_pki::shared().issue_server_cert("blackhole", {"localhost"}, {ns.ns_addr()});
+    redis_server_options o = tls_server();
+    o.cert_name = "blackhole";
+    o.bind_address = ns.ns_addr();
+    o.server_binary = wrapper;
+    o.requirepass = password;  // not loopback: without a password, protected mode refuses us
+    redis_server server(o);
+    server.start();
+
+    constexpr int min_idle = 2;
+    sidecar_process sc;
+    sc.start(tls_env(server.address(), {{"REDIS_SOCKET_TIMEOUT", "1s"},
+                                        {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "500ms"},
+                                        {"REDIS_CONNECTION_TIMEOUT", "1s"},
+                                        {"REDIS_MIN_IDLE_CONNECTIONS", std::to_string(min_idle)},
+                                        {"REDIS_PASSWORD", password}}));
+    // Stated bound: health check interval + socket timeout + slack for a loaded CI machine.
+    constexpr double bound_s = 10.0;
+    const std::string connects = "redis_sidecar_upstream_connects_total";
+
+    // Traffic flows: one client doing INCRs back to back.
+    std::atomic<bool> dropped{false};
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::atomic<double> in_flight_error_s{-1};
+    std::string in_flight_error;
+    clock::time_point dropped_at{};
+    std::thread worker([&] {
+        std::optional<resp_client> c;
+        const auto give_up = clock::now() + 60s;
+        while (!stop && clock::now() < give_up) {
+            std::string err;
+            try {
+                if (!c) c.emplace(resp_client::tcp(sc.port(), 2s));
+                const auto r = c->call({"INCR", "n"}, 30s);
+                if (r.type == ':') {
+                    ++ok;
+                    continue;
+                }
+                err = r.text();
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            c.reset();
+            if (dropped && in_flight_error_s < 0) {
+                in_flight_error = err;
+                in_flight_error_s = seconds_since(dropped_at);
+                return;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+    });
+    struct joiner {
+        std::thread& t;
+        std::atomic<bool>& stop;
+        ~joiner() {
+            stop = true;
+            if (t.joinable()) t.join();
+        }
+    } join_worker{worker, stop};
+    ASSERT_TRUE(eventually([&] { return ok >= 200; }, 20s)) << ok.load();
+
+    // Blackhole.
+    dropped_at = clock::now();
+    dropped = true;
+    for (const char* chain : {"INPUT", "OUTPUT"}) {
+        const auto r = ns.iptables({"-A", chain, "-j", "DROP"});
+        ASSERT_TRUE(r.ok()) << r.describe();
+    }
+    const double connects_at_drop = sc.metric(connects);
+
+    // A new command on a new connection, sent right after the drop.
+    std::atomic<double> new_error_s{-1};
+    std::string new_error;
+    std::thread fresh([&] {
+        const auto t = clock::now();
+        const auto r = one_command(sc.port(), {"GET", "k"}, 30s);
+        new_error = r.text();
+        new_error_s = r.is_error() ? seconds_since(t) : 1e9;  // 1e9: it succeeded (impossible)
+    });
+    const bool readyz_failed = eventually([&] { return sc.readyz() != 200; }, 30s, 50ms);
+    const double readyz_s = seconds_since(dropped_at);
+    fresh.join();
+    ASSERT_TRUE(eventually([&] { return in_flight_error_s >= 0; }, 30s));
+
+    // A command after readyz went 503.
+    const auto t_after = clock::now();
+    const auto after = one_command(sc.port(), {"GET", "k"}, 30s);
+    const double after_s = seconds_since(t_after);
+
+    figure("blackhole: client in flight gets an error after", in_flight_error_s * 1000, "ms");
+    figure("blackhole: new command (sent at the drop) gets an error after", new_error_s * 1000,
+           "ms");
+    figure("blackhole: readyz fails after", readyz_s * 1000, "ms");
+    figure("blackhole: command once readyz fails gets an error after", after_s * 1000, "ms");
+    std::cout << "in flight: " << in_flight_error << "\nnew: " << new_error
+              << "\nafter: " << after.text() << std::endl;
+    EXPECT_TRUE(readyz_failed);
+    EXPECT_LE(in_flight_error_s, bound_s) << in_flight_error;
+    EXPECT_LE(new_error_s, bound_s) << new_error;
+    EXPECT_LE(readyz_s, bound_s);
+    EXPECT_TRUE(after.is_error()) << after.text();
+    EXPECT_LE(after_s, bound_s) << after.text();
+    EXPECT_EQ(sc.livez(), 200);
+
+    // Stay blackholed a little (connect attempts back off), then heal.
+    std::this_thread::sleep_for(3s);
+    const double connects_during = sc.metric(connects) - connects_at_drop;
+    const auto healed_at = clock::now();
+    ASSERT_TRUE(ns.iptables({"-F"}).ok());
+    const bool ready_again = eventually([&] { return sc.readyz() == 200; }, 30s, 50ms);
+    const double ready_s = seconds_since(healed_at);
+    const bool served_again = eventually(
+        [&] {
+            return one_command(sc.port(), {"INCR", "n"}, 5s).type == ':';
+        },
+        30s, 50ms);
+    const double served_s = seconds_since(healed_at);
+    std::this_thread::sleep_for(2s);  // let the pool settle, then count
+    const double connects_recovery = sc.metric(connects) - connects_at_drop - connects_during;
+
+    figure("blackhole: upstream connects during 3 s of blackhole", connects_during, "");
+    figure("blackhole: readyz 200 again after heal", ready_s * 1000, "ms");
+    figure("blackhole: commands succeed again after heal", served_s * 1000, "ms");
+    figure("blackhole: upstream connects during recovery (+2 s)", connects_recovery, "");
+    EXPECT_TRUE(ready_again);
+    EXPECT_TRUE(served_again);
+    EXPECT_LE(ready_s, 2 * bound_s);
+    EXPECT_LE(connects_recovery, 2 * min_idle + 10);
+    EXPECT_TRUE(sc.process().running());
+}
+
+}  // namespace
+}  // namespace redis_sidecar::faults_test

@@ -155,6 +155,23 @@ void silent_mid_reply(bool strict) {
            "");
     EXPECT_GE(new_connections, 1u);
     EXPECT_LT(new_connections, 20u);
+
+    // Every connection reset at once (both sides get an RST): the pool reopens, commands resume.
+    const auto reset = proxy.reset_all();
+    const auto reset_at = clock::now();
+    EXPECT_GE(reset, 1u);
+    int failed_after_reset = 0;
+    const bool resumed = eventually(
+        [&] {
+            if (one_command(sc.port(), {"GET", "small"}, 5s).text() == "\"v1\"") return true;
+            ++failed_after_reset;
+            return false;
+        },
+        10s, 20ms);
+    figure("reset all: connections reset", static_cast<double>(reset), "");
+    figure("reset all: commands served again after", seconds_since(reset_at) * 1000, "ms");
+    figure("reset all: failed commands before that", failed_after_reset, "");
+    EXPECT_TRUE(resumed);
     EXPECT_TRUE(sc.process().running());
 }
 

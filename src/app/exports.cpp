@@ -181,6 +181,10 @@ const exported app_exports[] = {
       "Local clients closed because a write to them (peer=client) or to their upstream "
       "connection (peer=upstream) took longer than the socket timeout.", {"peer"}},
      nullptr, write_timeouts},
+    {{"redis_sidecar_upstream_read_timeouts_total", counter,
+      "Local clients closed because their upstream connection stopped in the middle of a reply "
+      "for longer than the socket timeout (the connection is discarded)."},
+     bridge<&B::upstream_read_timeouts>},
     {{"redis_sidecar_upstream_identity_discards_total", counter,
       "Upstream connections closed, not reused, because their client learned the connection's "
       "identity (CLIENT ID / INFO) or turned on tracking."},

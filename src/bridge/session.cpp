@@ -139,6 +139,7 @@ void session::acquire_upstream() {
 // Upstream → client
 
 bool session::on_upstream_data(upstream::connection&, std::string_view bytes) {
+    upstream_read_watch_.started();
     pending_upstream_ = bytes;
     upstream_paused_ = true;
     pump();
@@ -209,6 +210,20 @@ bool session::enforce_write_deadline(unsigned limit) {
     if (finished_) return false;
     const bool client_stuck = client_watch_.stalled(client_writing_, limit);
     const bool upstream_stuck = upstream_watch_.stalled(upstream_writing_, limit);
+    // A reply begun and not finished while the sidecar is reading the upstream (not paused
+    // behind a slow client): a server writes a reply whole, so a stall there is the network
+    // (a half-dead path, a proxy that stopped forwarding). Waiting for a reply to begin is not
+    // timed: a slow script or a blocking command may legitimately take longer.
+    const bool mid_reply = up_ && !upstream_paused_ && !client_writing_ &&
+                           pending_upstream_.empty() && !core_.at_reply_boundary();
+    if (!client_stuck && !upstream_stuck && upstream_read_watch_.stalled(mid_reply, limit)) {
+        ++ctx_->stats->upstream_read_timeouts;
+        log::warn("upstream reply stalled mid-way; closing the client",
+                  {{"timeout", config::format_duration(ctx_->write_timeout)}});
+        core_.upstream_failed();
+        finish();
+        return true;
+    }
     if (!client_stuck && !upstream_stuck) return false;
     const char* peer = client_stuck ? "client" : "upstream";
     ++(client_stuck ? ctx_->stats->client_write_timeouts : ctx_->stats->upstream_write_timeouts);

@@ -57,7 +57,8 @@ class session final : public std::enable_shared_from_this<session>, private upst
 
     /// The write deadline, called by the listener's sweep: a write to the client or to the
     /// upstream found pending at `limit` consecutive sweeps ends the session (a client that
-    /// stopped reading, an upstream that stopped taking bytes); the connection is not reused.
+    /// stopped reading, an upstream that stopped taking bytes); so does an upstream reply that
+    /// stopped mid-way while the sidecar was reading it. The connection is not reused.
     /// Counted in bridge_stats. Returns whether it did.
     bool enforce_write_deadline(unsigned limit);
 
@@ -101,6 +102,7 @@ class session final : public std::enable_shared_from_this<session>, private upst
     bool upstream_paused_ = false;
     bool client_writing_ = false;
     write_watch client_watch_;
+    write_watch upstream_read_watch_;  // counts upstream reads; "pending" while mid-reply
     std::string local_writing_;
     bool finished_ = false;  // finish() ran: the client is closed, the lease returned
 };

@@ -31,6 +31,7 @@ struct bridge_stats {
     std::uint64_t client_write_timeouts = 0;  ///< clients closed: they stopped reading
     std::uint64_t upstream_write_timeouts =
         0;  ///< clients closed: the upstream stopped taking bytes
+    std::uint64_t upstream_read_timeouts = 0;  ///< clients closed: a reply stopped mid-way
     // Cluster mode.
     std::uint64_t cluster_rewrites = 0;        ///< topology replies rewritten to local ports
     std::uint64_t cluster_redirects = 0;       ///< MOVED/ASK rewritten to local ports

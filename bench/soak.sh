@@ -3,7 +3,8 @@
 # directory) under steady load and connection churn, with the password rotated every minute and
 # the upstream restarted every 5 minutes.
 #
-#   bash bench/soak.sh [--minutes 30] [--ci] [--json FILE] [--keep-work]
+#   bash bench/soak.sh [--minutes 30] [--ci] [--rotate-every S] [--restart-every S]
+#                      [--json FILE] [--keep-work]
 #
 # --ci is the 2-minute mode (rotation every 20 s, a restart every 60 s) that .ci/run runs.
 # Every 10 s it samples the sidecar's RSS, its open file descriptors and the upstream connections
@@ -27,6 +28,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift ;;
     --ci) minutes=2; rotate_every=20; restart_every=60 ;;
+    --rotate-every) rotate_every=$2; shift ;;
+    --restart-every) restart_every=$2; shift ;;
     --json) json_out=$2; shift ;;
     --keep-work) keep_work=1 ;;
     -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;

@@ -22,6 +22,55 @@ scanner_options reader_options(std::size_t max_buffer) {
     return o;
 }
 
+}  // namespace
+
+// hiredis calls these to make each reply object; each charges the reply's budget first and
+// refuses (hiredis then fails with REDIS_ERR_OOM, reported as reply_too_large) past its limit.
+struct reply_reader::memory_budget {
+    const redisReplyObjectFunctions* base = nullptr;  // hiredis' own functions
+    std::size_t spent = 0;
+    std::size_t limit = default_max_reply_memory;
+    bool exceeded = false;
+
+    static memory_budget& of(const redisReadTask* t) {
+        while (t->privdata == nullptr && t->parent != nullptr) t = t->parent;
+        return *static_cast<memory_budget*>(t->privdata);
+    }
+    bool charge(std::size_t bytes) {
+        // An object also costs its allocation's header.
+        const std::size_t cost = sizeof(redisReply) + 16 + bytes;
+        if (cost > limit - spent) {
+            exceeded = true;
+            return false;
+        }
+        spent += cost;
+        return true;
+    }
+    static void* string(const redisReadTask* t, char* s, std::size_t len) {
+        auto& b = of(t);
+        return b.charge(len + 1) ? b.base->createString(t, s, len) : nullptr;
+    }
+    static void* array(const redisReadTask* t, int elements) {
+        auto& b = of(t);
+        const auto n = static_cast<std::size_t>(std::max(elements, 0));
+        return b.charge(n * sizeof(redisReply*)) ? b.base->createArray(t, elements) : nullptr;
+    }
+    static void* integer(const redisReadTask* t, long long v) {
+        auto& b = of(t);
+        return b.charge(0) ? b.base->createInteger(t, v) : nullptr;
+    }
+    static void* nil(const redisReadTask* t) {
+        auto& b = of(t);
+        return b.charge(0) ? b.base->createNil(t) : nullptr;
+    }
+};
+
+void reply_reader::budget_deleter::operator()(memory_budget* b) const noexcept {
+    delete b;
+}
+
+namespace {
+
 reply convert(const redisReply& r) {
     reply out;
     switch (r.type) {
@@ -94,10 +143,17 @@ void reply_reader::reader_deleter::operator()(redisReader* r) const noexcept {
 }
 
 reply_reader::reply_reader(std::size_t max_buffer)
-    : reader_(redisReaderCreate()),
+    : budget_(new memory_budget),
+      reader_(redisReaderCreate()),
       scanner_(direction::reply, reader_options(max_buffer)),
       max_buffer_(max_buffer) {
     if (!reader_) throw std::bad_alloc();
+    static redisReplyObjectFunctions budgeted = {memory_budget::string, memory_budget::array,
+                                                 memory_budget::integer, memory_budget::nil,
+                                                 freeReplyObject};
+    budget_->base = reader_->fn;
+    reader_->fn = &budgeted;
+    reader_->privdata = budget_.get();
 }
 
 reply_reader::~reply_reader() = default;
@@ -141,8 +197,14 @@ std::optional<reply> reply_reader::next(std::error_code& ec) {
     }
     void* raw = nullptr;
     if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
-        error_ = make_error_code(map_hiredis_error(*reader_));
-        detail_ = reader_->errstr;
+        if (budget_->exceeded) {
+            error_ = make_error_code(error::reply_too_large);
+            detail_ =
+                "a reply taking more than " + std::to_string(budget_->limit) + " bytes of memory";
+        } else {
+            error_ = make_error_code(map_hiredis_error(*reader_));
+            detail_ = reader_->errstr;
+        }
         ec = error_;
         return std::nullopt;
     }
@@ -153,6 +215,7 @@ std::optional<reply> reply_reader::next(std::error_code& ec) {
         }
         return std::nullopt;
     }
+    budget_->spent = 0;  // the next reply starts its own budget
     const std::unique_ptr<redisReply, void (*)(void*)> owned(static_cast<redisReply*>(raw),
                                                              freeReplyObject);
     return convert(*owned);

@@ -47,6 +47,13 @@ struct reply {
 /// are small; 64 MiB bounds a misbehaving upstream.
 inline constexpr std::size_t default_max_reader_buffer = std::size_t{64} * 1024 * 1024;
 
+/// Memory one reply's objects may take in a reply_reader (hiredis' reply objects and element
+/// tables, estimated as they are made); the sidecar's own replies take kilobytes. Headers within
+/// the bounds still cost up to ~20 bytes of objects per byte received (an element table at each
+/// `*N`, an object per element), so a reply streamed without end — an array of million-element
+/// arrays — is cut here, not by the command's timeout after gigabytes.
+inline constexpr std::size_t default_max_reply_memory = std::size_t{16} * 1024 * 1024;
+
 /// Array nesting hiredis 0.14 parses (its read stack has 9 slots: 8 arrays and a leaf; its
 /// message says "depth > 7" counting from 0). reply_reader's scanner refuses deeper replies
 /// first, with error::nesting_too_deep.
@@ -58,8 +65,9 @@ inline constexpr std::int64_t default_max_reader_array = std::int64_t{1024} * 10
 
 /// Turns a RESP2 byte stream into reply values, for the sidecar's own connections (hiredis'
 /// redisReader underneath). Input is validated by a resp::scanner first, so an oversized or
-/// malformed header is refused before hiredis allocates for it. After an error the reader
-/// stays failed. Not copyable; movable.
+/// malformed header is refused before hiredis allocates for it, and one reply's objects are
+/// bounded (default_max_reply_memory). After an error the reader stays failed. Not copyable;
+/// movable.
 class reply_reader {
   public:
     /// A reader holding at most `max_buffer` unparsed bytes.
@@ -84,7 +92,13 @@ class reply_reader {
     struct reader_deleter {
         void operator()(redisReader* r) const noexcept;
     };
+    /// What the reply being built has cost so far (hiredis' object functions charge it).
+    struct memory_budget;
+    struct budget_deleter {
+        void operator()(memory_budget* b) const noexcept;
+    };
 
+    std::unique_ptr<memory_budget, budget_deleter> budget_;  // before reader_: outlives it
     std::unique_ptr<redisReader, reader_deleter> reader_;
     scanner scanner_;
     std::size_t max_buffer_;

@@ -19,7 +19,7 @@ constexpr command_row pinned(std::string_view name, pin_reason reason, rule how 
 // The one table (issue 16): every command a client may send, with where it runs. Sorted by
 // name; a command missing here is dedicated (unknown). Why the dedicated rows are dedicated,
 // and the CLIENT subcommands that stay shareable: docs/architecture.md, "Multiplexing".
-constexpr std::array rows = {
+constexpr command_row rows[] = {
     shared("acl"),
     shared("append"),
     pinned("asking", pin_reason::connection_state),
@@ -294,15 +294,15 @@ constexpr std::array rows = {
     shared("zunionstore"),
 };
 
-static_assert(std::is_sorted(rows.begin(), rows.end(),
+static_assert(std::is_sorted(std::begin(rows), std::end(rows),
                              [](const command_row& a, const command_row& b) {
                                  return a.name < b.name;
                              }),
               "the command table must stay sorted by name");
-static_assert(std::adjacent_find(rows.begin(), rows.end(),
+static_assert(std::adjacent_find(std::begin(rows), std::end(rows),
                                  [](const command_row& a, const command_row& b) {
                                      return a.name == b.name;
-                                 }) == rows.end(),
+                                 }) == std::end(rows),
               "a command appears once in the table");
 
 // Longest key looked up: a command name, `|`, a subcommand. Longer names are in no row.
@@ -376,9 +376,9 @@ const command_row* find_command(std::string_view name) {
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     const std::string_view key(buffer.data(), name.size());
     const auto* it =
-        std::lower_bound(rows.begin(), rows.end(), key,
+        std::lower_bound(std::begin(rows), std::end(rows), key,
                          [](const command_row& row, std::string_view k) { return row.name < k; });
-    return it != rows.end() && it->name == key ? &*it : nullptr;
+    return it != std::end(rows) && it->name == key ? it : nullptr;
 }
 
 bool depends_on_arguments(std::string_view name) {

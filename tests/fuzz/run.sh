@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in build-fuzz (clang) and runs each (resp_scanner_fuzz,
-# bridge_core_fuzz, cluster_rewrite_fuzz, aws_reply_fuzz, own_reply_fuzz) for SECONDS on its committed seed corpus. Exits non-zero if the fuzzer finds a crash (the input is saved as
+# bridge_core_fuzz, cluster_rewrite_fuzz, aws_reply_fuzz, own_reply_fuzz, mux_router_fuzz) for SECONDS on its committed seed corpus. Exits non-zero if the fuzzer finds a crash (the input is saved as
 # build-fuzz/crash-*). New interesting inputs go to build-fuzz/corpus, not to the seeds.
 #
 #   tests/fuzz/run.sh 60
@@ -19,7 +19,7 @@ else
   cmake -S "$root" -B "$build" -DREDIS_SIDECAR_FUZZ=ON -DREDIS_SIDECAR_TESTS=OFF
 fi
 cmake --build "$build" --target resp_scanner_fuzz bridge_core_fuzz cluster_rewrite_fuzz aws_reply_fuzz \
-  own_reply_fuzz -j 2
+  own_reply_fuzz mux_router_fuzz -j 2
 
 # fuzz TARGET SEEDS: runs one target for SECONDS on its committed seeds; new inputs go to
 # build-fuzz/corpus-TARGET, crashes to build-fuzz/crash-*.
@@ -39,3 +39,4 @@ fuzz bridge_core_fuzz "$root/tests/fuzz/corpus-core"
 fuzz cluster_rewrite_fuzz "$root/tests/fuzz/corpus-cluster"
 fuzz aws_reply_fuzz "$root/tests/fuzz/corpus-aws"
 fuzz own_reply_fuzz "$root/tests/fuzz/corpus-own"
+fuzz mux_router_fuzz "$root/tests/fuzz/corpus-mux"

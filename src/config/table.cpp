@@ -241,11 +241,12 @@ std::span<const setting> table() {
         {.key = "pool.connection_timeout", .flag = "--connection-timeout",
          .env = {"REDIS_CONNECTION_TIMEOUT"}, .parse = timeout,
          .at = [](settings& s) -> member { return &s.pool.connection_timeout; },
-         .help = "TCP + TLS + AUTH + PING of one connection; also how long a client waits for one"},
+         .help = "TCP + TLS + AUTH + PING of one connection; also how long a client waits for "
+                 "one, and how long sent bytes may stay unacknowledged (TCP_USER_TIMEOUT)"},
         {.key = "pool.socket_timeout", .flag = "--socket-timeout", .env = {"REDIS_SOCKET_TIMEOUT"},
          .parse = timeout, .at = [](settings& s) -> member { return &s.pool.socket_timeout; },
-         .help = "the sidecar's own commands (health PINGs, RESET on recycling) and every "
-                 "write to a client or the upstream"},
+         .help = "the sidecar's own commands (health PINGs, RESET on recycling), every "
+                 "write to a client or the upstream, and a reply that stops mid-way"},
         {.key = "pool.socket_keepalive", .flag = "--socket-keepalive",
          .env = {"REDIS_SOCKET_KEEPALIVE"}, .parse = boolean,
          .at = [](settings& s) -> member { return &s.pool.socket_keepalive; },

@@ -58,12 +58,21 @@ void cluster_node_connections(registry& r, const family& f, const stats_view& v)
     }
 }
 
-void connect_failures(registry& r, const family& f, const stats_view& v) {
+void by_class(registry& r, const family& f,
+              const std::array<std::uint64_t, upstream::error_count>& counts) {
     for (int i = 1; i < upstream::error_count; ++i) {
         const auto kind = static_cast<upstream::error>(i);
         r.set(f, {{"class", upstream::label(kind)}},
-              static_cast<double>(v.pool.failures[static_cast<std::size_t>(i)]));
+              static_cast<double>(counts[static_cast<std::size_t>(i)]));
     }
+}
+
+void connect_failures(registry& r, const family& f, const stats_view& v) {
+    by_class(r, f, v.pool.failures);
+}
+
+void command_failures(registry& r, const family& f, const stats_view& v) {
+    by_class(r, f, v.pool.command_failures);
 }
 
 void handshake_duration(registry& r, const family& f, const stats_view& v) {
@@ -206,6 +215,11 @@ const exported app_exports[] = {
     {{"redis_sidecar_upstream_recycle_discards_total", counter,
       "Upstream connections closed after a client left instead of being returned."},
      recycle_discards},
+    {{"redis_sidecar_upstream_command_failures_total", counter,
+      "The sidecar's own commands on pooled connections that failed, by error class: INFO "
+      "(for /status), RESET and its re-authentication (when a client leaves). Each closes its "
+      "connection; /status last_error names the command.", {"class"}},
+     nullptr, command_failures},
     {{"redis_sidecar_client_protocol_errors_total", counter,
       "Local clients that sent something that is not RESP."},
      bridge<&B::protocol_errors>},

@@ -363,9 +363,21 @@ void sidecar::sample_upstream_info() {
             c, resp::format_command({"INFO"}), 1, resolved_.values.pool.socket_timeout,
             [this, c](upstream::command_result r) {
                 info_sampling_ = false;
-                const bool ok = !r.ec && r.replies.front().type == resp::reply_type::string;
-                if (ok) upstream_info_ = parse_info(r.replies.front().str);
-                pool_->release(c, !r.ec);
+                // An error reply is the server's answer (NOPERM: a least-privilege ACL user may
+                // not run INFO): no upstream_info, and no fault. A broken connection, a timeout,
+                // an unreadable reply or one of the wrong type is.
+                std::error_code ec = r.ec;
+                const auto type = ec ? resp::reply_type::nil : r.replies.front().type;
+                if (!ec && type != resp::reply_type::string && type != resp::reply_type::error) {
+                    ec = upstream::make_error_code(upstream::error::protocol_error);
+                }
+                if (ec) {
+                    pool_->record_command_failure("INFO", ec,
+                                                  r.ec ? "" : "answered with no bulk string");
+                } else if (type == resp::reply_type::string) {
+                    upstream_info_ = parse_info(r.replies.front().str);
+                }
+                pool_->release(c, !ec);
             });
     });
 }

@@ -52,6 +52,37 @@ server_info parse_hello(const resp::reply& hello) {
     return info;
 }
 
+namespace {
+
+/// A reply's type for an error message; never its content (an AUTH reply is not a secret, but a
+/// hostile upstream's bytes do not belong in logs).
+std::string describe(const resp::reply& r) {
+    switch (r.type) {
+        case resp::reply_type::status:
+            return "another status reply";
+        case resp::reply_type::string:
+            return "a bulk string";
+        case resp::reply_type::integer:
+            return "an integer";
+        case resp::reply_type::array:
+            return "an array of " + std::to_string(r.elements.size());
+        case resp::reply_type::nil:
+            return "a nil";
+        case resp::reply_type::error:
+            return "an error";
+    }
+    return "an unexpected reply";
+}
+
+std::string upper(std::string_view step) {
+    if (step == "auth") return "AUTH";
+    if (step == "setname") return "CLIENT SETNAME";
+    if (step == "select") return "SELECT";
+    return std::string(step);
+}
+
+}  // namespace
+
 handshake_outcome check_handshake(const handshake& h, const std::vector<resp::reply>& replies,
                                   bool hello) {
     handshake_outcome out;
@@ -76,8 +107,21 @@ handshake_outcome check_handshake(const handshake& h, const std::vector<resp::re
             }
             return fail(classify_reply(r.str), step, r.str);
         }
-        if (step == "ping" && (r.type != resp::reply_type::status || r.str != "PONG")) {
-            return fail(error::protocol_error, step, "unexpected reply to PING");
+        // A reply of the wrong type is refused like an error: the server is not what it claims
+        // to be (or not in step with the commands), and a silently accepted one would hide it.
+        if (hello && i == 0) {
+            if (r.type != resp::reply_type::array || r.elements.size() % 2 != 0) {
+                return fail(error::protocol_error, step,
+                            "HELLO answered with " + describe(r) + ", not a map");
+            }
+        } else if (step == "ping") {
+            if (r.type != resp::reply_type::status || r.str != "PONG") {
+                return fail(error::protocol_error, step,
+                            "PING answered with " + describe(r) + ", not PONG");
+            }
+        } else if (r.type != resp::reply_type::status || r.str != "OK") {
+            return fail(error::protocol_error, step,
+                        upper(step) + " answered with " + describe(r) + ", not OK");
         }
     }
     if (hello) {

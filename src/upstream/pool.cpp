@@ -158,23 +158,28 @@ void pool::release(std::shared_ptr<connection> c, bool reusable) {
 
 void pool::release_with_reset(std::shared_ptr<connection> c, const resp::scanner& replies,
                               std::string leftover, std::optional<std::uint64_t> owed) {
-    reset_connection(
-        std::move(c), replies, std::move(leftover), owed, reauth(), options_.command_timeout,
-        [weak = weak_from_this()](std::shared_ptr<connection> c, bool ok, const char* why) {
-            auto self = weak.lock();
-            if (!self) {
-                c->close();
-                return;
-            }
-            if (ok) {
-                ++self->stats_.resets;
-            } else {
-                ++self->stats_.reset_failures;
-                log::debug("closing an upstream connection instead of reusing it",
-                           {{"reason", why}});
-            }
-            self->release(std::move(c), ok);
-        });
+    reset_connection(std::move(c), replies, std::move(leftover), owed, reauth(),
+                     options_.command_timeout,
+                     [weak = weak_from_this()](std::shared_ptr<connection> c, reset_result result) {
+                         auto self = weak.lock();
+                         if (!self) {
+                             c->close();
+                             return;
+                         }
+                         const bool ok = !result.ec;
+                         if (ok) {
+                             ++self->stats_.resets;
+                         } else {
+                             ++self->stats_.reset_failures;
+                             if (result.expected) {
+                                 log::debug("closing an upstream connection instead of reusing it",
+                                            {{"reason", result.why}});
+                             } else {
+                                 self->record_command_failure("RESET", result.ec, result.why);
+                             }
+                         }
+                         self->release(std::move(c), ok);
+                     });
 }
 
 handshake pool::reauth() const {
@@ -413,6 +418,28 @@ void pool::record_failure(std::error_code ec, const std::string& detail) {
     if (on_connect_failure_) on_connect_failure_(make_error_code(kind));
 }
 
+void pool::record_command_failure(std::string_view command, std::error_code ec,
+                                  const std::string& detail) {
+    const auto kind = classify(ec);
+    ++stats_.command_failures[static_cast<std::size_t>(kind)];
+    const auto now = std::chrono::system_clock::now();
+    // Logged when the class changes or at most every 10 s: a hostile upstream answering every
+    // RESET wrongly is one line per 10 s, counted in the metric.
+    const bool log_it =
+        stats_.last_error != label(kind) || now - last_command_log_ >= std::chrono::seconds(10);
+    stats_.last_error = std::string(label(kind));
+    stats_.last_error_message =
+        std::string(command) + ": " + (detail.empty() ? ec.message() : detail);
+    stats_.last_error_time = now;
+    if (log_it) {
+        last_command_log_ = now;
+        log::warn("upstream command failed; connection closed",
+                  {{"command", std::string(command)},
+                   {"error", label(kind)},
+                   {"detail", stats_.last_error_message}});
+    }
+}
+
 void pool::on_opened(std::error_code ec, std::shared_ptr<connection> c, clock::time_point started,
                      const std::string& detail) {
     --opening_;
@@ -535,9 +562,11 @@ void pool::on_checked(const std::shared_ptr<connection>& c, probe how, const han
         out = check_handshake(h, r.replies, hello);
     }
     bool ok = !out.ec;
-    if (how == probe::reauth && !r.ec && out.ec) {
+    if (how == probe::reauth && !r.ec && out.ec &&
+        out.ec != make_error_code(error::protocol_error)) {
         // Refused: the cache still has the old password, under which this connection is
-        // authenticated. Keep it; try again next round.
+        // authenticated. Keep it; try again next round. (A reply that makes no sense is no
+        // refusal: that connection goes.)
         ok = true;
     } else if (how == probe::reauth && ok) {
         c->set_auth_generation(generation);

@@ -4,8 +4,9 @@
 // /status; RESET when a client leaves — with malformed, truncated, wrongly typed or enormous
 // replies, no reply, a trickle, or a close mid-reply. Each case: the process keeps running, a
 // client gets an error (never a hang) in a stated bound, the failure is classified (/status
-// last_error, the connect-failure metric by class, a log line) and RSS stays bounded. Every
-// figure is printed as a "[figure]" line.
+// last_error; by class in the connect-failure metric, or for INFO and RESET in the
+// command-failure metric; a log line) and RSS stays bounded. Every figure is printed as a
+// "[figure]" line.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -133,6 +134,9 @@ std::vector<handshake_case> handshake_cases() {
         {"HELLO 10-million-element array header (*10000000)",
          {{"HELLO", behaviour::send(ten_million_array)}},
          "protocol_error"},
+        {"HELLO answered with the wrong type (:1)",
+         {{"HELLO", behaviour::send(":1\r\n")}},
+         "protocol_error"},
         {"HELLO truncated, then close",
          {{"HELLO", behaviour::send_then_close("*14\r\n$6\r\nserver\r\n$5\r\nred")}},
          "io_error"},
@@ -152,6 +156,10 @@ std::vector<handshake_case> handshake_cases() {
          {{"SELECT", behaviour::send(ten_million_array)}},
          "protocol_error",
          {{"REDIS_DB", "1"}}},
+        {"SELECT (REDIS_DB=1) answered with the wrong type ($2 OK)",
+         {{"SELECT", behaviour::send("$2\r\nOK\r\n")}},
+         "protocol_error",
+         {{"REDIS_DB", "1"}}},
         {"SELECT (REDIS_DB=1): never a reply",
          {{"SELECT", behaviour::silence()}},
          "timeout",
@@ -160,6 +168,10 @@ std::vector<handshake_case> handshake_cases() {
          legacy("AUTH", behaviour::send_then_close("+O")), "io_error", with_password},
         {"AUTH (no HELLO) 4 GB bulk header", legacy("AUTH", behaviour::send(four_gb_bulk)),
          "protocol_error", with_password},
+        {"AUTH (no HELLO) answered with the wrong type (:1)",
+         legacy("AUTH", behaviour::send(":1\r\n")), "protocol_error", with_password},
+        {"CLIENT SETNAME (no HELLO) answered with the wrong type (+QUEUED)",
+         legacy("CLIENT SETNAME", behaviour::send("+QUEUED\r\n")), "protocol_error"},
         {"CLIENT SETNAME (no HELLO): never a reply", legacy("CLIENT SETNAME", behaviour::silence()),
          "timeout"},
         {"CLIENT SETNAME (no HELLO) malformed (bad length $x)",
@@ -300,6 +312,8 @@ TEST(hostile_upstream, health_check_replies) {
         {"HELLO (role probe) 10-million-element array header", "HELLO",
          behaviour::send(ten_million_array), "protocol_error"},
         {"HELLO (role probe): never a reply", "HELLO", behaviour::silence(), "timeout"},
+        {"HELLO (role probe) answered with the wrong type (:1)", "HELLO", behaviour::send(":1\r\n"),
+         "protocol_error"},
     };
     for (const auto& hc : cases) {
         SCOPED_TRACE(hc.name);
@@ -357,8 +371,20 @@ TEST(hostile_upstream, health_check_replies) {
 struct info_case {
     std::string name;
     behaviour b;
-    bool info_read;  // /status shows upstream_info.redis_version afterwards
+    bool info_read;              // /status shows upstream_info.redis_version afterwards
+    std::string expected_class;  // of the failure counted and in last_error; "" none
 };
+
+double command_failures_of(const sidecar_process& sc, const std::string& cls) {
+    return sc.metric("redis_sidecar_upstream_command_failures_total{class=\"" + cls + "\"}");
+}
+
+/// /status last_error's message (it names the command: "INFO: ...", "RESET: ...").
+std::string last_error_message(const sidecar_process& sc) {
+    const auto j = status_of(sc);
+    if (!j.is_object() || !j.contains("last_error") || !j["last_error"].is_object()) return "";
+    return j["last_error"].value("message", "");
+}
 
 TEST(hostile_upstream, info_replies) {
     const auto info = [](const std::string& hits) {
@@ -367,16 +393,23 @@ TEST(hostile_upstream, info_replies) {
             "\r\nkeyspace_misses:1\r\n");
     };
     const std::vector<info_case> cases = {
-        {"well-formed (control: hit rate 0.75)", behaviour::send(info("3")), true},
-        {"keyspace_hits not a number", behaviour::send(info("lots")), true},
-        {"keyspace_hits beyond 64 bits", behaviour::send(info("99999999999999999999999")), true},
-        {"wrong type (an integer)", behaviour::send(":1\r\n"), false},
-        {"4 GB bulk header", behaviour::send(four_gb_bulk), false},
-        {"10-million-element array header", behaviour::send(ten_million_array), false},
-        {"truncated, then close", behaviour::send_then_close("$100\r\nredis_version:7"), false},
-        {"never a reply", behaviour::silence(), false},
+        {"well-formed (control: hit rate 0.75)", behaviour::send(info("3")), true, ""},
+        {"keyspace_hits not a number", behaviour::send(info("lots")), true, ""},
+        {"keyspace_hits beyond 64 bits", behaviour::send(info("99999999999999999999999")), true,
+         ""},
+        // The server's refusal (a least-privilege ACL user) is an answer, not a fault.
+        {"an error reply (NOPERM)",
+         behaviour::send("-NOPERM this user has no permissions to run the 'info' command\r\n"),
+         false, ""},
+        {"wrong type (an integer)", behaviour::send(":1\r\n"), false, "protocol_error"},
+        {"4 GB bulk header", behaviour::send(four_gb_bulk), false, "protocol_error"},
+        {"10-million-element array header", behaviour::send(ten_million_array), false,
+         "protocol_error"},
+        {"truncated, then close", behaviour::send_then_close("$100\r\nredis_version:7"), false,
+         "io_error"},
+        {"never a reply", behaviour::silence(), false, "timeout"},
         {"a never-ending bulk, 1 byte / 100 ms",
-         behaviour::trickle_bytes("$100000\r\nredis_version:7\r\n", 100ms, true), false},
+         behaviour::trickle_bytes("$100000\r\nredis_version:7\r\n", 100ms, true), false, "timeout"},
     };
     for (const auto& ic : cases) {
         SCOPED_TRACE(ic.name);
@@ -416,6 +449,16 @@ TEST(hostile_upstream, info_replies) {
             EXPECT_TRUE(info_seen.is_null() || !info_seen.contains("redis_version"))
                 << info_seen.dump();
         }
+        if (ic.expected_class.empty()) {
+            EXPECT_EQ(last_error_class(sc), "");
+        } else {
+            // Classified, counted, in /status naming INFO, and logged.
+            EXPECT_TRUE(eventually([&] { return command_failures_of(sc, ic.expected_class) >= 1; },
+                                   error_bound));
+            EXPECT_EQ(last_error_class(sc), ic.expected_class);
+            EXPECT_EQ(last_error_message(sc).rfind("INFO: ", 0), 0u) << last_error_message(sc);
+            EXPECT_NE(sc.process().err().find("upstream command failed"), std::string::npos);
+        }
         ASSERT_TRUE(sc.process().running()) << sc.process().err();
         EXPECT_LT(rss_kb(sc.process().pid()), rss_bound_kb);
         EXPECT_EQ(one_command(sc.port(), {"SET", "k", "v"}).text(), "OK");
@@ -429,24 +472,31 @@ TEST(hostile_upstream, info_replies) {
 // connection: it is closed instead of reused (redis_sidecar_upstream_recycle_discards_total).
 
 TEST(hostile_upstream, reset_replies) {
-    const std::vector<std::pair<std::string, behaviour>> cases = {
-        {"malformed", behaviour::send("?RESET\r\n")},
-        {"wrong type (:1)", behaviour::send(":1\r\n")},
-        {"4 GB bulk header", behaviour::send(four_gb_bulk)},
-        {"10-million-element array header", behaviour::send(ten_million_array)},
-        {"truncated, then close", behaviour::send_then_close("+RES")},
-        {"never a reply", behaviour::silence()},
-        {"a never-ending reply, 1 byte / 100 ms", behaviour::trickle_bytes("+RESET", 100ms, true)},
+    struct reset_case {
+        std::string name;
+        behaviour b;
+        std::string expected_class;
+    };
+    const std::vector<reset_case> cases = {
+        {"malformed", behaviour::send("?RESET\r\n"), "protocol_error"},
+        {"wrong type (:1)", behaviour::send(":1\r\n"), "protocol_error"},
+        {"4 GB bulk header", behaviour::send(four_gb_bulk), "protocol_error"},
+        {"10-million-element array header", behaviour::send(ten_million_array), "protocol_error"},
+        {"truncated, then close", behaviour::send_then_close("+RES"), "io_error"},
+        {"never a reply", behaviour::silence(), "timeout"},
+        {"a never-ending reply, 1 byte / 100 ms", behaviour::trickle_bytes("+RESET", 100ms, true),
+         "timeout"},
     };
     scripted_server server;
     sidecar_process sc;
     sc.start(hostile_env(server));
     ASSERT_FALSE(HasFatalFailure());
     const std::string discards = "redis_sidecar_upstream_recycle_discards_total";
-    for (const auto& [name, b] : cases) {
+    for (const auto& [name, b, expected_class] : cases) {
         SCOPED_TRACE(name);
         server.script("RESET", b);
         const auto before = sc.metric(discards);
+        const auto failures_before = command_failures_of(sc, expected_class);
         const auto resets = server.count("RESET");
         {
             auto c = resp_client::tcp(sc.port(), 2s);
@@ -457,6 +507,11 @@ TEST(hostile_upstream, reset_replies) {
             << "RESET " << name << ": the connection was not discarded";
         figure("RESET: " + name + ": connection discarded after", seconds_since(left) * 1000, "ms");
         EXPECT_GT(server.count("RESET"), resets);
+        // Classified, counted, in /status naming RESET, and logged.
+        EXPECT_GT(command_failures_of(sc, expected_class), failures_before);
+        EXPECT_EQ(last_error_class(sc), expected_class);
+        EXPECT_EQ(last_error_message(sc).rfind("RESET: ", 0), 0u) << last_error_message(sc);
+        EXPECT_NE(sc.process().err().find("upstream command failed"), std::string::npos);
         ASSERT_TRUE(sc.process().running()) << sc.process().err();
         EXPECT_LT(rss_kb(sc.process().pid()), rss_bound_kb);
         EXPECT_EQ(one_command(sc.port(), {"SET", "k", "v"}).text(), "OK");

@@ -146,6 +146,48 @@ TEST(handshake, the_first_error_names_its_step_and_is_classified) {
     EXPECT_EQ(out.ec, make_error_code(error::protocol_error));
 }
 
+// A reply of the wrong type is refused, step by step, never accepted silently (issue 18).
+TEST(handshake, a_reply_of_the_wrong_type_fails_its_step) {
+    const resp::reply one{resp::reply_type::integer, {}, 1, {}};
+    const auto h = make_handshake(settings("app", "pw", 3), "n");
+    struct row {
+        std::vector<resp::reply> replies;
+        std::string step;
+    };
+    resp::reply odd_map = hello_reply("master");
+    odd_map.elements.pop_back();  // 9 elements: no map
+    const std::vector<row> rows = {
+        {{one, status("OK"), status("PONG")}, "auth"},             // HELLO answered :1
+        {{status("OK"), status("OK"), status("PONG")}, "auth"},    // HELLO answered +OK
+        {{bulk("x"), status("OK"), status("PONG")}, "auth"},       // HELLO answered $1
+        {{odd_map, status("OK"), status("PONG")}, "auth"},         // an odd "map"
+        {{hello_reply("master"), one, status("PONG")}, "select"},  // SELECT answered :1
+        {{hello_reply("master"), status("QUEUED"), status("PONG")}, "select"},
+        {{hello_reply("master"), bulk("OK"), status("PONG")}, "select"},  // a bulk "OK"
+        {{hello_reply("master"), status("OK"), one}, "ping"},
+    };
+    for (const auto& r : rows) {
+        const auto out = check_handshake(h, r.replies, true);
+        EXPECT_EQ(out.ec, make_error_code(error::protocol_error)) << r.step;
+        EXPECT_EQ(out.failed_step, r.step);
+        EXPECT_NE(out.detail.find("answered with"), std::string::npos) << out.detail;
+    }
+    // Without HELLO: AUTH and CLIENT SETNAME must answer OK.
+    const auto legacy =
+        make_handshake(settings("app", "pw", 0), "n", {.hello = false, .ping = true});
+    auto out = check_handshake(legacy, {one, status("OK"), status("PONG")}, false);
+    EXPECT_EQ(out.ec, make_error_code(error::protocol_error));
+    EXPECT_EQ(out.failed_step, "auth");
+    EXPECT_EQ(out.detail, "AUTH answered with an integer, not OK");
+    out = check_handshake(legacy, {status("OK"), hello_reply("master"), status("PONG")}, false);
+    EXPECT_EQ(out.failed_step, "setname");
+    EXPECT_EQ(out.detail, "CLIENT SETNAME answered with an array of 10, not OK");
+    // The role probe (HELLO 2 alone) must answer a map too.
+    const handshake probe{resp::format_command({"HELLO", "2"}), {"hello"}};
+    EXPECT_FALSE(check_handshake(probe, {hello_reply("replica")}, true).ec);
+    EXPECT_EQ(check_handshake(probe, {one}, true).ec, make_error_code(error::protocol_error));
+}
+
 TEST(handshake, a_server_without_hello_asks_for_the_legacy_form) {
     const auto h = make_handshake(settings("app", "pw", 0), "n");
     const auto out = check_handshake(

@@ -54,8 +54,9 @@ struct handshake_outcome {
 };
 
 /// Checks the replies to `h` (one per step, in order): the first error reply fails its step
-/// (classified: wrongpass, noauth, ...), PING must answer PONG, and HELLO's reply gives
-/// server_info. `hello` says whether `h` was built with HELLO.
+/// (classified: wrongpass, noauth, ...); a reply of the wrong type fails it as protocol_error
+/// (HELLO must answer a map, PING PONG, AUTH, CLIENT SETNAME and SELECT OK); HELLO's reply gives
+/// server_info. `hello` says whether `h` starts with HELLO (its first reply is HELLO's).
 handshake_outcome check_handshake(const handshake& h, const std::vector<resp::reply>& replies,
                                   bool hello);
 

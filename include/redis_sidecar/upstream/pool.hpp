@@ -107,6 +107,13 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     /// too: drop them and reconnect, which re-resolves DNS.
     void note_readonly();
 
+    /// One of the sidecar's own commands on a pooled connection failed ("INFO" for /status;
+    /// RESET when a client leaves is recorded by the pool itself): counted by class
+    /// (pool_stats::command_failures), logged (at most once per 10 s unless the class changes),
+    /// and /status last_error. The caller closes the connection (release(c, false)).
+    void record_command_failure(std::string_view command, std::error_code ec,
+                                const std::string& detail);
+
     const pool_stats& stats() const { return stats_; }
     /// At least one healthy connection (idle or leased).
     bool healthy() const { return stats_.open > 0; }
@@ -184,6 +191,7 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     pool_stats stats_;
     std::function<void()> on_first_connect_;
     std::function<void(std::error_code)> on_connect_failure_;
+    std::chrono::system_clock::time_point last_command_log_{};
 };
 
 }  // namespace redis_sidecar::upstream

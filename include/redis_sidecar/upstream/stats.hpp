@@ -45,7 +45,10 @@ struct pool_stats {
     std::uint64_t reuses = 0;          ///< connections that went back to idle after a lease
     std::uint64_t resets = 0;          ///< of those, after RESET + re-authentication
     std::uint64_t reset_failures = 0;  ///< connections closed because that RESET failed
-    std::uint64_t health_checks = 0;   ///< PINGs sent to idle connections
+    /// The sidecar's own commands on pooled connections that failed (INFO for /status; RESET and
+    /// its re-authentication when a client leaves, except on servers without RESET), by class.
+    std::array<std::uint64_t, error_count> command_failures{};
+    std::uint64_t health_checks = 0;  ///< PINGs sent to idle connections
     std::uint64_t acquire_timeouts = 0;
     std::uint64_t dns_lookups = 0;
     std::uint64_t dns_changes = 0;  ///< the upstream's address differed from the last lookup's

@@ -27,23 +27,6 @@ using bridge_test::resp_value;
 
 const std::string password = "events-test-password-0123";
 
-nlohmann::json status_of(const sidecar_process& sc) {
-    std::string body;
-    if (http_status(sc.http_port(), "/status", &body) != 200) return nullptr;
-    try {
-        return nlohmann::json::parse(body);
-    } catch (const std::exception&) {
-        return nullptr;
-    }
-}
-
-std::string last_error_class(const sidecar_process& sc) {
-    const auto j = status_of(sc);
-    if (!j.is_object() || !j.contains("last_error")) return "";
-    const auto& e = j["last_error"];
-    return e.is_object() && e.contains("class") ? e["class"].get<std::string>() : "";
-}
-
 /// One command on a fresh connection to the sidecar; the reply, or an error text when the
 /// connection failed or closed.
 resp_value one_command(std::uint16_t port, const std::vector<std::string>& args) {
@@ -59,16 +42,7 @@ resp_value one_command(std::uint16_t port, const std::vector<std::string>& args)
 }
 
 std::string failures_by_class(const sidecar_process& sc) {
-    const auto text = sc.metrics();
-    std::istringstream in(text);
-    std::string out;
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("redis_sidecar_upstream_connect_failures_total{", 0) == 0 &&
-            line.size() > 2 && line.substr(line.size() - 2) != " 0") {
-            out += line + "\n";
-        }
-    }
-    return out;
+    return sc.nonzero_samples("redis_sidecar_upstream_connect_failures_total");
 }
 
 // 1. ElastiCache kills every normal connection while scaling. Idle pool connections die; the
@@ -238,7 +212,7 @@ TEST(elasticache_events, max_clients_reached_at_connect) {
     EXPECT_EQ(sc.livez(), 200);  // a full cache must not restart the pod
 
     // /status names the failure, and the metric counts it under the same class.
-    const auto cls = last_error_class(sc);
+    const auto cls = sc.last_error();
     std::cout << "[detail] /status last_error.class: " << cls << "\n[detail] connect failures:\n"
               << failures_by_class(sc) << std::flush;
     EXPECT_EQ(cls, "max_clients");
@@ -310,7 +284,7 @@ TEST(elasticache_events, loading_after_a_restart) {
         while (!stop) {
             const auto r = one_command(sc.port(), {"GET", "key:1"});
             const auto code = sc.readyz();
-            const auto cls = last_error_class(sc);
+            const auto cls = sc.last_error();
             std::lock_guard l(m);
             if (code == 503) ++readyz_503;
             if (!cls.empty()) classes_seen.insert(cls);

@@ -50,37 +50,12 @@ env_map hostile_env(const scripted_server& server) {
             {"REDIS_CONNECTION_TIMEOUT", "1s"}};
 }
 
-nlohmann::json status_of(const sidecar_process& sc) {
-    std::string body;
-    if (http_status(sc.http_port(), "/status", &body) != 200) return nullptr;
-    try {
-        return nlohmann::json::parse(body);
-    } catch (const std::exception&) {
-        return nullptr;
-    }
-}
-
-std::string last_error_class(const sidecar_process& sc) {
-    const auto j = status_of(sc);
-    if (!j.is_object() || !j.contains("last_error")) return "";
-    const auto& e = j["last_error"];
-    return e.is_object() && e.contains("class") ? e["class"].get<std::string>() : "";
-}
-
 double failures_of(const sidecar_process& sc, const std::string& cls) {
     return sc.metric("redis_sidecar_upstream_connect_failures_total{class=\"" + cls + "\"}");
 }
 
 std::string failures_by_class(const sidecar_process& sc) {
-    std::istringstream in(sc.metrics());
-    std::string out;
-    for (std::string line; std::getline(in, line);) {
-        if (line.rfind("redis_sidecar_upstream_connect_failures_total{", 0) == 0 &&
-            line.substr(line.size() - 2) != " 0") {
-            out += "  " + line + "\n";
-        }
-    }
-    return out;
+    return sc.nonzero_samples("redis_sidecar_upstream_connect_failures_total");
 }
 
 /// One command on a fresh connection to the sidecar, with the time it took: the reply, or an
@@ -214,9 +189,8 @@ TEST(hostile_upstream, handshake_replies) {
         EXPECT_LE(ms, error_bound_ms);
         figure("handshake: " + hc.name + ": error reply to a client after", ms, "ms");
 
-        EXPECT_TRUE(
-            eventually([&] { return last_error_class(sc) == hc.expected_class; }, error_bound))
-            << "last_error.class is " << last_error_class(sc);
+        EXPECT_TRUE(eventually([&] { return sc.last_error() == hc.expected_class; }, error_bound))
+            << "last_error.class is " << sc.last_error();
         EXPECT_NE(sc.process().err().find("upstream connect failed"), std::string::npos);
         EXPECT_NE(sc.process().err().find(hc.expected_class), std::string::npos);
         ASSERT_TRUE(sc.process().running()) << sc.process().err();
@@ -333,9 +307,8 @@ TEST(hostile_upstream, health_check_replies) {
             << failures_by_class(sc);
         figure("health: " + hc.name + ": failure counted after", seconds_since(started) * 1000,
                "ms");
-        EXPECT_TRUE(
-            eventually([&] { return last_error_class(sc) == hc.expected_class; }, error_bound))
-            << "last_error.class is " << last_error_class(sc);
+        EXPECT_TRUE(eventually([&] { return sc.last_error() == hc.expected_class; }, error_bound))
+            << "last_error.class is " << sc.last_error();
 
         // Clients are answered meanwhile, never left hanging.
         int ok = 0;
@@ -379,13 +352,6 @@ double command_failures_of(const sidecar_process& sc, const std::string& cls) {
     return sc.metric("redis_sidecar_upstream_command_failures_total{class=\"" + cls + "\"}");
 }
 
-/// /status last_error's message (it names the command: "INFO: ...", "RESET: ...").
-std::string last_error_message(const sidecar_process& sc) {
-    const auto j = status_of(sc);
-    if (!j.is_object() || !j.contains("last_error") || !j["last_error"].is_object()) return "";
-    return j["last_error"].value("message", "");
-}
-
 TEST(hostile_upstream, info_replies) {
     const auto info = [](const std::string& hits) {
         return scripted_server::bulk(
@@ -421,14 +387,14 @@ TEST(hostile_upstream, info_replies) {
         if (HasFatalFailure()) return;
         // The first /status starts the sample; later ones show what it found.
         const auto t = clock::now();
-        ASSERT_TRUE(status_of(sc).is_object());
+        ASSERT_TRUE(sc.status().is_object());
         EXPECT_TRUE(eventually([&] { return server.count("INFO") >= 1; }, error_bound));
         double worst_status_ms = 0;
         nlohmann::json info_seen;
         // Past the sample's own bound (REDIS_SOCKET_TIMEOUT=500ms), /status answers throughout.
         while (seconds_since(t) < 1.5) {
             const auto s = clock::now();
-            const auto j = status_of(sc);
+            const auto j = sc.status();
             worst_status_ms = std::max(worst_status_ms, seconds_since(s) * 1000);
             ASSERT_TRUE(j.is_object()) << "no /status";
             info_seen = j["upstream_info"];
@@ -450,13 +416,13 @@ TEST(hostile_upstream, info_replies) {
                 << info_seen.dump();
         }
         if (ic.expected_class.empty()) {
-            EXPECT_EQ(last_error_class(sc), "");
+            EXPECT_EQ(sc.last_error(), "");
         } else {
             // Classified, counted, in /status naming INFO, and logged.
             EXPECT_TRUE(eventually([&] { return command_failures_of(sc, ic.expected_class) >= 1; },
                                    error_bound));
-            EXPECT_EQ(last_error_class(sc), ic.expected_class);
-            EXPECT_EQ(last_error_message(sc).rfind("INFO: ", 0), 0u) << last_error_message(sc);
+            EXPECT_EQ(sc.last_error(), ic.expected_class);
+            EXPECT_EQ(sc.last_error("message").rfind("INFO: ", 0), 0u) << sc.last_error("message");
             EXPECT_NE(sc.process().err().find("upstream command failed"), std::string::npos);
         }
         ASSERT_TRUE(sc.process().running()) << sc.process().err();
@@ -509,8 +475,8 @@ TEST(hostile_upstream, reset_replies) {
         EXPECT_GT(server.count("RESET"), resets);
         // Classified, counted, in /status naming RESET, and logged.
         EXPECT_GT(command_failures_of(sc, expected_class), failures_before);
-        EXPECT_EQ(last_error_class(sc), expected_class);
-        EXPECT_EQ(last_error_message(sc).rfind("RESET: ", 0), 0u) << last_error_message(sc);
+        EXPECT_EQ(sc.last_error(), expected_class);
+        EXPECT_EQ(sc.last_error("message").rfind("RESET: ", 0), 0u) << sc.last_error("message");
         EXPECT_NE(sc.process().err().find("upstream command failed"), std::string::npos);
         ASSERT_TRUE(sc.process().running()) << sc.process().err();
         EXPECT_LT(rss_kb(sc.process().pid()), rss_bound_kb);

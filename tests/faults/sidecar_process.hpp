@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "support/eventually.hpp"
@@ -93,6 +94,38 @@ class sidecar_process {
         return body;
     }
     double metric(const std::string& name) const { return metric_sum(metrics(), name); }
+    /// The /metrics samples of `family` whose value is not 0, one "  name{labels} value" line
+    /// each: what a failed expectation prints.
+    std::string nonzero_samples(const std::string& family) const {
+        std::istringstream in(metrics());
+        std::string out;
+        for (std::string line; std::getline(in, line);) {
+            if (line.rfind(family + "{", 0) == 0 && line.size() > 2 &&
+                line.substr(line.size() - 2) != " 0") {
+                out += "  " + line + "\n";
+            }
+        }
+        return out;
+    }
+    /// GET /status, parsed; null when it does not answer 200 with JSON.
+    nlohmann::json status() const {
+        std::string body;
+        if (http_status(http_, "/status", &body) != 200) return nullptr;
+        try {
+            return nlohmann::json::parse(body);
+        } catch (const std::exception&) {
+            return nullptr;
+        }
+    }
+    /// A field of /status last_error ("class", "message"); "" when there is none.
+    std::string last_error(const std::string& field = "class") const {
+        const auto j = status();
+        if (!j.is_object() || !j.contains("last_error")) return "";
+        const auto& e = j["last_error"];
+        return e.is_object() && e.contains(field) && e[field].is_string()
+                   ? e[field].get<std::string>()
+                   : "";
+    }
     process_result cli(const std::vector<std::string>& args,
                        std::chrono::milliseconds t = 10s) const {
         std::vector<std::string> argv = {"redis-cli", "-p", std::to_string(port_)};

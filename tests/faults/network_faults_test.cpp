@@ -1,17 +1,21 @@
 // A hostile network (issue 18), through the real binary speaking TLS to a real redis-server:
 // a connection that silently stops mid-reply, a slow and thin link (latency plus a bandwidth
-// cap), and a blackholed primary (a network namespace whose packets are all dropped: no RST, no
-// FIN). The first two go through tests/support/fault_proxy on loopback; the third needs root and
-// `ip netns`, and skips without them. Every figure is printed as a "[figure]" line.
+// cap), a jittery link, an upstream that half-closes (FIN towards the sidecar), a client that
+// half-closes after its pipeline, and a blackholed primary (a network namespace whose packets are
+// all dropped: no RST, no FIN). All but the last go through tests/support/fault_proxy on
+// loopback; the last needs root and `ip netns`, and skips without them. Every figure is printed
+// as a "[figure]" line.
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -29,6 +33,7 @@
 namespace redis_sidecar::faults_test {
 namespace {
 
+using bridge_test::encode_command;
 using bridge_test::resp_client;
 using bridge_test::resp_value;
 using direction = fault_proxy::direction;
@@ -50,6 +55,28 @@ redis_server_options tls_server() {
     o.tls = true;
     return o;
 }
+
+/// A TLS redis-server behind a fault_proxy, and the sidecar in front of the proxy. Members are
+/// destroyed in reverse: the sidecar first, the server last.
+struct proxied_upstream {
+    redis_server server{tls_server()};
+    std::optional<fault_proxy> proxy;
+    sidecar_process sc;
+
+    void start(const env_map& sidecar_env) {
+        server.start();
+        proxy.emplace("127.0.0.1", server.port());
+        sc.start(tls_env(proxy->address(), sidecar_env));
+    }
+};
+
+/// Settings under which a slow link (hundreds of ms per round trip) is a legal network.
+const env_map slow_link_env = {{"REDIS_SOCKET_TIMEOUT", "3s"},
+                               {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "1s"},
+                               {"REDIS_CONNECTION_TIMEOUT", "5s"},
+                               {"REDIS_MIN_IDLE_CONNECTIONS", "2"}};
+constexpr int slow_link_min_idle = 2;
+const std::string connects_metric = "redis_sidecar_upstream_connects_total";
 
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
@@ -81,14 +108,13 @@ resp_value one_command(std::uint16_t port, const std::vector<std::string>& args,
 // The client waits up to 15 s for that error; the test asserts it came within 5 s (the sidecar's
 // mid-reply deadline is REDIS_SOCKET_TIMEOUT plus a sweep period; the rest is slack for CI).
 void silent_mid_reply() {
-    redis_server server(tls_server());
-    server.start();
-    fault_proxy proxy("127.0.0.1", server.port());
-    sidecar_process sc;
-    sc.start(tls_env(proxy.address(), {{"REDIS_SOCKET_TIMEOUT", "500ms"},
-                                       {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "200ms"},
-                                       {"REDIS_CONNECTION_TIMEOUT", "1s"},
-                                       {"REDIS_MIN_IDLE_CONNECTIONS", "2"}}));
+    proxied_upstream link;
+    link.start({{"REDIS_SOCKET_TIMEOUT", "500ms"},
+                {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "200ms"},
+                {"REDIS_CONNECTION_TIMEOUT", "1s"},
+                {"REDIS_MIN_IDLE_CONNECTIONS", "2"}});
+    auto& proxy = *link.proxy;
+    auto& sc = link.sc;
 
     const std::string big(8u << 20, 'x');
     {
@@ -176,19 +202,15 @@ TEST(network_faults, connection_silent_mid_reply_errors_within_timeout_and_is_no
 // REDIS_SOCKET_TIMEOUT=3s that is a legal network: every command of a bounded load completes, and
 // the sidecar does not reconnect in a loop.
 TEST(network_faults, latency_and_bandwidth_cap) {
-    redis_server server(tls_server());
-    server.start();
-    fault_proxy proxy("127.0.0.1", server.port());
-    sidecar_process sc;
-    sc.start(tls_env(proxy.address(), {{"REDIS_SOCKET_TIMEOUT", "3s"},
-                                       {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "1s"},
-                                       {"REDIS_CONNECTION_TIMEOUT", "5s"},
-                                       {"REDIS_MIN_IDLE_CONNECTIONS", "2"}}));
+    proxied_upstream link;
+    link.start(slow_link_env);
+    auto& proxy = *link.proxy;
+    auto& sc = link.sc;
     for (auto d : {direction::to_target, direction::to_client}) {
         proxy.set_latency(d, 100ms);
         proxy.set_bandwidth(d, 1u << 20);
     }
-    const std::string connects = "redis_sidecar_upstream_connects_total";
+    const std::string& connects = connects_metric;
     const double connects_before = sc.metric(connects);
     const auto accepted_before = proxy.accepted();
 
@@ -258,8 +280,279 @@ TEST(network_faults, latency_and_bandwidth_cap) {
     EXPECT_EQ(sc.readyz(), 200);
 }
 
+// 3. A jittery link: 50 ms each way plus up to 100 ms more per chunk, so a one-chunk round trip
+// takes 100-300 ms; the proxy keeps each direction in order (TCP does not reorder), so a chunk
+// may wait behind a later-drawn one and a reply of several chunks takes longer. Ten clients each
+// send 25 pipelined SET/GET pairs, values of their own (every fifth 32 KB: several TLS records,
+// several chunks). Every GET returns what that client just SET, nothing fails (a reordered or lost
+// byte would break TLS), and the sidecar does not reconnect in a loop when replies come late and
+// unevenly.
+TEST(network_faults, latency_with_jitter) {
+    proxied_upstream link;
+    link.start(slow_link_env);
+    auto& proxy = *link.proxy;
+    auto& sc = link.sc;
+    for (auto d : {direction::to_target, direction::to_client}) {
+        proxy.set_latency(d, 50ms);
+        proxy.set_jitter(d, 100ms);
+    }
+    const double connects_before = sc.metric(connects_metric);
+    const auto accepted_before = proxy.accepted();
+
+    constexpr int clients = 10;
+    constexpr int pairs = 25;  // 50 commands per client
+    std::mutex m;
+    std::vector<double> latencies_ms;
+    std::vector<std::string> failures;
+    std::atomic<int> done{0};
+    const auto started = clock::now();
+    std::vector<std::thread> threads;
+    for (int w = 0; w < clients; ++w) {
+        threads.emplace_back([&, w] {
+            std::optional<resp_client> c;
+            for (int i = 0; i < pairs; ++i) {
+                const std::string tag = std::to_string(w) + "-" + std::to_string(i);
+                const std::string key = "j" + tag;
+                const std::string value =
+                    "v" + tag +
+                    (i % 5 == 0 ? std::string(32 * 1024, static_cast<char>('a' + w))
+                                : std::string());
+                const auto t = clock::now();
+                try {
+                    if (!c) c.emplace(resp_client::tcp(sc.port(), 5s));
+                    c->send_raw(encode_command({"SET", key, value}) + encode_command({"GET", key}));
+                    const auto set = c->read(30s);
+                    const auto get = c->read(30s);
+                    const double ms = seconds_since(t) * 1000;
+                    std::lock_guard l(m);
+                    if (set.text() == "OK" && get.type == '$' && get.str == value) {
+                        latencies_ms.push_back(ms);
+                        done += 2;
+                    } else {
+                        failures.push_back("client " + std::to_string(w) + " pair " +
+                                           std::to_string(i) + ": SET " + set.text() + ", GET " +
+                                           get.text().substr(0, 80));
+                    }
+                } catch (const std::exception& e) {
+                    std::lock_guard l(m);
+                    failures.push_back("client " + std::to_string(w) + " pair " +
+                                       std::to_string(i) + ": " + e.what());
+                    c.reset();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    const double total_s = seconds_since(started);
+    const double new_connects = sc.metric(connects_metric) - connects_before;
+    const auto accepted = proxy.accepted() - accepted_before;
+
+    figure("jitter: commands completed", done.load(), "of 500");
+    figure("jitter: p50 pipelined SET+GET round trip", percentile(latencies_ms, 0.5), "ms");
+    figure("jitter: p99 pipelined SET+GET round trip", percentile(latencies_ms, 0.99), "ms");
+    figure("jitter: whole load", total_s, "s");
+    figure("jitter: upstream connects during the load", new_connects, "");
+    figure("jitter: proxy accepts during the load", static_cast<double>(accepted), "");
+    for (const auto& f : failures) ADD_FAILURE() << f;
+    EXPECT_EQ(done.load(), clients * pairs * 2);
+    // One connection per busy client at most, plus the idle minimum and a few: not a storm.
+    EXPECT_LE(new_connects, clients + slow_link_min_idle + 4);
+    EXPECT_LE(accepted, static_cast<std::size_t>(clients + slow_link_min_idle + 4));
+    // Every pair crossed the 100 ms minimum round trip at least once.
+    EXPECT_GE(percentile(latencies_ms, 0.5), 95);
+    // The jitter shows (without it nearly every round trip is 100-120 ms).
+    EXPECT_GE(percentile(latencies_ms, 0.99), 150);
+    EXPECT_EQ(sc.readyz(), 200);
+}
+
+// 4. The upstream half-closes: every open upstream connection gets a FIN towards the sidecar
+// (no RST; the server's side stays open and still reads) while the pool holds idle connections
+// and a client waits in BLPOP with no timeout. A FIN from a Redis server means it is gone: the
+// blocked client should get an error or a closed connection, not hang; every half-closed
+// connection should be closed by the sidecar (none reused: a reply on it can never come), and
+// commands should succeed again on fresh connections.
+TEST(network_faults, upstream_half_close) {
+    proxied_upstream link;
+    link.start({{"REDIS_SOCKET_TIMEOUT", "1s"},
+                {"REDIS_SIDECAR_HEALTH_CHECK_INTERVAL", "200ms"},
+                {"REDIS_CONNECTION_TIMEOUT", "1s"},
+                {"REDIS_MIN_IDLE_CONNECTIONS", "2"}});
+    auto& proxy = *link.proxy;
+    auto& sc = link.sc;
+    auto blocked_clients = [&] {
+        const auto out = link.server.cli({"INFO", "clients"}).out;
+        const auto at = out.find("blocked_clients:");
+        return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 16);
+    };
+
+    auto waiter = resp_client::tcp(sc.port());
+    waiter.send({"BLPOP", "hc-queue", "0"});
+    ASSERT_TRUE(eventually([&] { return blocked_clients() == 1; }, 10s));
+    ASSERT_TRUE(
+        eventually([&] { return sc.metric("redis_sidecar_pool_connections_idle") >= 2; }, 10s))
+        << sc.metrics();
+    const std::string discard_metrics[] = {"redis_sidecar_pool_discards_total",
+                                           "redis_sidecar_upstream_recycle_discards_total"};
+    auto discards = [&] {
+        double n = 0;
+        for (const auto& name : discard_metrics) n += sc.metric(name);
+        return n;
+    };
+    const double discards_before = discards();
+    const double connects_before = sc.metric(connects_metric);
+
+    const auto cut = proxy.half_close(direction::to_client);
+    const auto cut_at = clock::now();
+    const auto accepted_at_cut = proxy.accepted();
+    ASSERT_GE(cut, 3u);  // the waiter's and at least two idle ones
+
+    std::string outcome;
+    try {
+        const auto r = waiter.read(15s);
+        outcome = (r.is_error() ? "error reply: " : "a reply: ") + r.text();
+    } catch (const std::exception& e) {
+        outcome = std::string("connection closed: ") + e.what();
+    }
+    const double waiter_s = seconds_since(cut_at);
+    std::cout << "BLPOP client saw: " << outcome << std::endl;
+    waiter.close();
+
+    // Every half-closed connection closed by the sidecar (the proxy then closes its server side,
+    // so only connections opened since remain).
+    const bool all_closed = eventually(
+        [&] { return proxy.open_connections() <= proxy.accepted() - accepted_at_cut; }, 10s, 10ms);
+    const double closed_s = seconds_since(cut_at);
+
+    int failed = 0;
+    const bool served = eventually(
+        [&] {
+            if (one_command(sc.port(), {"SET", "hc-after", "1"}, 5s).text() == "OK") return true;
+            ++failed;
+            return false;
+        },
+        10s, 20ms);
+    const double served_s = seconds_since(cut_at);
+    int ok_after = 0;
+    for (int i = 0; i < 20; ++i) {
+        if (one_command(sc.port(), {"INCR", "hc-n"}, 5s).integer == i + 1) ++ok_after;
+    }
+    // The BLPOP is gone from the server too: nothing takes what is pushed now.
+    EXPECT_EQ(trim(link.server.cli({"LPUSH", "hc-queue", "x"}).out), "1");
+    EXPECT_EQ(trim(link.server.cli({"LLEN", "hc-queue"}).out), "1");
+
+    const double new_discards = discards() - discards_before;
+    const double new_connects = sc.metric(connects_metric) - connects_before;
+    figure("upstream half-close: connections half-closed", static_cast<double>(cut), "");
+    figure("upstream half-close: BLPOP client error after", waiter_s * 1000, "ms");
+    figure("upstream half-close: every half-closed connection closed by the sidecar after",
+           closed_s * 1000, "ms");
+    figure("upstream half-close: commands served again after", served_s * 1000, "ms");
+    figure("upstream half-close: failed commands before that", failed, "");
+    figure("upstream half-close: discards (pool + recycle)", new_discards, "");
+    figure("upstream half-close: upstream connects since", new_connects, "");
+    figure("upstream half-close: bytes dropped after the FIN",
+           static_cast<double>(proxy.bytes_dropped(direction::to_client)), "B");
+    EXPECT_LT(waiter_s, 5.0) << outcome;
+    EXPECT_EQ(outcome.rfind("a reply", 0), std::string::npos) << outcome;
+    EXPECT_TRUE(all_closed) << proxy.open_connections() << " open, "
+                            << proxy.accepted() - accepted_at_cut << " accepted since";
+    EXPECT_LT(closed_s, 5.0);
+    EXPECT_TRUE(served);
+    EXPECT_LT(served_s, 5.0);
+    EXPECT_EQ(ok_after, 20);
+    EXPECT_GE(new_discards, 1);
+    EXPECT_GE(new_connects, 1);
+    EXPECT_LE(new_connects, static_cast<double>(cut) + 10);
+    EXPECT_TRUE(sc.process().running());
+}
+
+// 5. A client that half-closes (shutdown(SHUT_WR) after its last command, like `nc -N` or a
+// script piping a file into a socket): Redis answers every command of the pipeline, then closes.
+// The same pipeline against redis-server directly (the reference), through the fault proxy (its
+// FIN forwarding), and through the sidecar.
+
+/// What came back for a pipeline of `pairs` SET/GET pairs sent whole, then shutdown(SHUT_WR).
+struct half_close_result {
+    int replies = 0;   ///< replies read before the end
+    int correct = 0;   ///< of which as expected
+    bool eof = false;  ///< then an orderly close
+    std::string detail;
+    double ms = 0;  ///< from the FIN to the end
+};
+
+half_close_result pipeline_then_half_close(std::uint16_t port, const std::string& prefix,
+                                           int pairs) {
+    half_close_result out;
+    auto c = resp_client::tcp(port, 5s);
+    std::string bytes;
+    for (int i = 0; i < pairs; ++i) {
+        const std::string key = prefix + std::to_string(i);
+        bytes += encode_command({"SET", key, "value-" + key});
+        bytes += encode_command({"GET", key});
+    }
+    c.send_raw(bytes);
+    ::shutdown(c.fd(), SHUT_WR);
+    const auto fin_at = clock::now();
+    for (int i = 0; i < 2 * pairs; ++i) {
+        try {
+            const auto r = c.read(10s);
+            ++out.replies;
+            const std::string key = prefix + std::to_string(i / 2);
+            if (i % 2 == 0 ? r.text() == "OK" : r.str == "value-" + key) ++out.correct;
+        } catch (const std::exception& e) {
+            out.detail = e.what();
+            break;
+        }
+    }
+    if (out.replies == 2 * pairs) out.eof = c.wait_closed(10s, &out.detail);
+    out.ms = seconds_since(fin_at) * 1000;
+    return out;
+}
+
+void expect_all_replies(const std::string& via, const half_close_result& r, int pairs) {
+    figure("client half-close via " + via + ": replies after the FIN", r.replies,
+           "of " + std::to_string(2 * pairs));
+    figure("client half-close via " + via + ": time to the close", r.ms, "ms");
+    EXPECT_EQ(r.replies, 2 * pairs) << via << ": " << r.detail;
+    EXPECT_EQ(r.correct, 2 * pairs) << via;
+    EXPECT_TRUE(r.eof) << via << ": " << r.detail;
+}
+
+constexpr int half_close_pairs = 50;  // 100 commands
+
+TEST(network_faults, client_half_close_reference) {
+    redis_server plain;
+    plain.start();
+    expect_all_replies("redis-server directly",
+                       pipeline_then_half_close(plain.port(), "d", half_close_pairs),
+                       half_close_pairs);
+    fault_proxy proxy("127.0.0.1", plain.port());
+    expect_all_replies("fault_proxy", pipeline_then_half_close(proxy.port(), "p", half_close_pairs),
+                       half_close_pairs);
+    EXPECT_TRUE(eventually([&] { return proxy.open_connections() == 0; }, 5s));
+}
+
+// DISABLED: the sidecar often drops every reply. It reads the pipeline and forwards it (the
+// commands do run: the GET below finds s0); once the write upstream completes it reads the client
+// again (flush_to_upstream -> maybe_read_client), gets EOF, and session::on_client_readable
+// (src/bridge/session.cpp, `if (read_ec) { finish(); return; }`) treats EOF like any read error:
+// finish() closes the client at once, with the replies still owed. Here 0 of 100 replies arrived
+// in 14 of 20 runs (the close ~1-7 ms after the FIN), all 100 in the rest (the replies won the
+// race); redis-server directly and the fault proxy deliver all 100 every time. Enable once a
+// client's EOF stops reading but lets the owed replies drain before the close.
+TEST(network_faults, DISABLED_client_half_close) {
+    redis_server server(tls_server());
+    server.start();
+    sidecar_process sc;
+    sc.start(tls_env(server.address(), {}));
+    expect_all_replies("the sidecar", pipeline_then_half_close(sc.port(), "s", half_close_pairs),
+                       half_close_pairs);
+    // And the sidecar serves the next client as usual.
+    EXPECT_EQ(one_command(sc.port(), {"GET", "s0"}, 5s).text(), "\"value-s0\"");
+}
+
 // ---------------------------------------------------------------------------------------------
-// 3. A blackholed primary: a redis-server in its own network namespace, reached over a veth
+// 6. A blackholed primary: a redis-server in its own network namespace, reached over a veth
 // pair; then every packet in and out of the namespace is dropped (iptables DROP: no RST, no FIN).
 
 constexpr std::string_view ns_prefix = "rs-bh-";

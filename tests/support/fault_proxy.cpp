@@ -16,6 +16,7 @@
 #include <deque>
 #include <limits>
 #include <list>
+#include <random>
 #include <system_error>
 #include <vector>
 
@@ -52,8 +53,12 @@ struct chunk {
 struct half {
     std::deque<chunk> queue;
     std::size_t buffered = 0;
+    clock::time_point last_due{};  // of the newest chunk: a later chunk is never due before it
     bool source_eof = false;
+    bool cut = false;   // half_close(): FIN once the queue is delivered; later bytes dropped
     bool shut = false;  // FIN passed on
+    /// Nothing more to do in this direction: FIN sent, and the source will send no more.
+    bool done() const { return shut && source_eof; }
 };
 
 struct connection {
@@ -109,6 +114,11 @@ void fault_proxy::set_latency(direction d, std::chrono::milliseconds latency) {
     wake();
 }
 
+void fault_proxy::set_jitter(direction d, std::chrono::milliseconds jitter) {
+    dir_[index(d)].jitter_ms = jitter.count();
+    wake();
+}
+
 void fault_proxy::set_bandwidth(direction d, std::size_t bytes_per_second) {
     dir_[index(d)].bandwidth = bytes_per_second;
     wake();
@@ -119,14 +129,26 @@ void fault_proxy::set_stopped(direction d, bool stopped) {
     wake();
 }
 
+void fault_proxy::wait_done(const std::atomic<unsigned>& done, unsigned want) {
+    const auto deadline = clock::now() + std::chrono::seconds(5);
+    while (done.load() < want && clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 std::size_t fault_proxy::reset_all() {
     const unsigned want = ++reset_requested_;
     wake();
-    const auto deadline = clock::now() + std::chrono::seconds(5);
-    while (reset_done_.load() < want && clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    wait_done(reset_done_, want);
     return last_reset_count_.load();
+}
+
+std::size_t fault_proxy::half_close(direction d) {
+    auto& s = dir_[index(d)];
+    const unsigned want = ++s.half_close_requested;
+    wake();
+    wait_done(s.half_close_done, want);
+    return s.last_half_close_count.load();
 }
 
 void fault_proxy::run() {
@@ -135,6 +157,7 @@ void fault_proxy::run() {
     clock::time_point refilled = clock::now();
     std::vector<pollfd> fds;
     std::vector<connection*> owners;  // fds[i + 2] belongs to owners[i]
+    std::mt19937_64 rng(18);          // jitter: the same draws every run
 
     sockaddr_in target{};
     target.sin_family = AF_INET;
@@ -156,6 +179,20 @@ void fault_proxy::run() {
             open_ = 0;
             last_reset_count_ = n;
             reset_done_ = reset_requested_.load();
+        }
+
+        // Half-close a direction of every connection on request.
+        for (std::size_t d = 0; d < 2; ++d) {
+            auto& s = dir_[d];
+            if (s.half_close_done.load() == s.half_close_requested.load()) continue;
+            std::size_t n = 0;
+            for (auto& c : conns) {
+                if (c.dead || c.h[d].shut || c.h[d].cut) continue;
+                c.h[d].cut = true;
+                ++n;
+            }
+            s.last_half_close_count = n;
+            s.half_close_done = s.half_close_requested.load();
         }
 
         // Token buckets: one per direction, shared by all connections.
@@ -203,12 +240,12 @@ void fault_proxy::run() {
                     dir_[d].forwarded += sent;
                     if (ch.off == ch.bytes.size()) h.queue.pop_front();
                 }
-                if (!stopped[d] && h.source_eof && h.queue.empty() && !h.shut) {
+                if (!stopped[d] && (h.source_eof || h.cut) && h.queue.empty() && !h.shut) {
                     ::shutdown(c.dest(d), SHUT_WR);
                     h.shut = true;
                 }
             }
-            if (c.dead || (c.h[0].shut && c.h[1].shut)) {
+            if (c.dead || (c.h[0].done() && c.h[1].done())) {
                 if (c.dead) {
                     reset_fd(c.client);
                     reset_fd(c.target);
@@ -255,9 +292,11 @@ void fault_proxy::run() {
                     ev[dst] |= POLLOUT;
                 }
             }
-            fds.push_back({c.client.get(), ev[0], 0});
+            // A socket with nothing to wait for whose peer has sent its FIN is left out (fd -1):
+            // once this side's FIN is out too it reports POLLHUP at once, for ever.
+            fds.push_back({ev[0] == 0 && c.h[0].source_eof ? -1 : c.client.get(), ev[0], 0});
             owners.push_back(&c);
-            fds.push_back({c.target.get(), ev[1], 0});
+            fds.push_back({ev[1] == 0 && c.h[1].source_eof ? -1 : c.target.get(), ev[1], 0});
             owners.push_back(&c);
         }
 
@@ -303,10 +342,17 @@ void fault_proxy::run() {
             }
             const auto n = ::recv(fds[i].fd, buf.data(),
                                   std::min(buf.size(), max_buffer - h.buffered), MSG_DONTWAIT);
-            if (n > 0) {
-                const auto latency = std::chrono::milliseconds(dir_[d].latency_ms.load());
-                h.queue.push_back(
-                    {now + latency, std::string(buf.data(), static_cast<std::size_t>(n)), 0});
+            if (n > 0 && (h.cut || h.shut)) {
+                dir_[d].dropped += static_cast<std::size_t>(n);
+            } else if (n > 0) {
+                auto due = now + std::chrono::milliseconds(dir_[d].latency_ms.load());
+                if (const auto jitter_ms = dir_[d].jitter_ms.load(); jitter_ms > 0) {
+                    std::uniform_int_distribution<long long> draw(0, jitter_ms * 1000);
+                    due += std::chrono::microseconds(draw(rng));
+                }
+                due = std::max(due, h.last_due);
+                h.last_due = due;
+                h.queue.push_back({due, std::string(buf.data(), static_cast<std::size_t>(n)), 0});
                 h.buffered += static_cast<std::size_t>(n);
             } else if (n == 0) {
                 h.source_eof = true;

@@ -2,8 +2,10 @@
 // SELECT/PING pipeline, the health rounds' PING and HELLO, the recycler's re-authentication) with
 // arbitrary upstream bytes: resp::reply_reader (the scanner's bounds before hiredis allocates)
 // fed in the pieces the input picks, then check_handshake and parse_hello on whatever replies
-// come out. Nothing may crash, hang or allocate without bound; a handshake that succeeds must
-// have had one well-formed reply per step.
+// come out; or (flag 0x20) the recycler's upstream::reset_reader: the replies a client still
+// owed, RESET's and the re-authentication's. Nothing may crash, hang or allocate without bound;
+// a handshake that succeeds must have had one well-formed reply per step, a reset that succeeds
+// must have seen "+RESET".
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,6 +15,7 @@
 #include "redis_sidecar/config/settings.hpp"
 #include "redis_sidecar/resp/command.hpp"
 #include "redis_sidecar/upstream/handshake.hpp"
+#include "redis_sidecar/upstream/reset_reader.hpp"
 
 namespace {
 
@@ -40,6 +43,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t piece = 1 + data[1] % 64;  // how the bytes arrive
     const std::string_view bytes(reinterpret_cast<const char*>(data) + 2, size - 2);
 
+    if ((data[0] & 0x20U) != 0) {
+        // The recycler: 0-2 owed replies, or uncounted (the client left request/reply).
+        const unsigned owed_flag = data[0] >> 6U;
+        const auto owed = owed_flag == 3 ? std::nullopt : std::optional<std::uint64_t>(owed_flag);
+        if (!hello) return 0;  // the recycler always re-authenticates with HELLO
+        upstream::reset_reader reset(resp::scanner(resp::direction::reply), owed, h);
+        std::optional<upstream::reset_result> out;
+        for (std::size_t at = 0; at < bytes.size() && !out; at += piece) {
+            out = reset.feed(bytes.substr(at, piece));
+        }
+        if (out && !out->ec && bytes.find("+RESET\r\n") == std::string_view::npos) {
+            __builtin_trap();
+        }
+        return 0;
+    }
     // A small buffer bound, so that the bound itself is exercised too.
     resp::reply_reader reader(64 * 1024);
     std::vector<resp::reply> replies;

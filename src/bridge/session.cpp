@@ -44,7 +44,7 @@ void session::do_read_client() {
 // faster than the upstream takes is paused, not buffered.
 void session::maybe_read_client() {
     if (!upstream_writing_ && core_.upstream_output().empty() && !acquiring_ &&
-        core_.wants_input()) {
+        core_.wants_input() && !client_eof_) {
         do_read_client();
     }
 }
@@ -61,6 +61,14 @@ void session::on_client_readable(const boost::system::error_code& ec) {
     if (!read_ec) n = client_.read_some(asio::buffer(buffer), read_ec);
     if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) {
         do_read_client();
+        return;
+    }
+    if (read_ec == asio::error::eof && core_.can_drain_after_eof()) {
+        // A half-close: the client reads on. Its commands go upstream and their replies to it,
+        // then it is closed (pump, once the core is settled).
+        client_eof_ = true;
+        flush_to_upstream();
+        pump();
         return;
     }
     if (read_ec) {
@@ -196,6 +204,10 @@ void session::pump() {
             return;
         case client_write::kind::none:
             break;
+    }
+    if (client_eof_ && core_.settled() && core_.upstream_output().empty() && !upstream_writing_) {
+        finish();  // a half-closed client got every reply it was owed
+        return;
     }
     if (pending_upstream_.empty() && upstream_paused_ && up_) {
         upstream_paused_ = false;

@@ -380,3 +380,79 @@ TEST(write_watch, a_new_write_restarts_the_count) {
 
 }  // namespace
 }  // namespace redis_sidecar::bridge
+
+namespace redis_sidecar::bridge {
+namespace {
+
+/// A core for the half-close rows: authenticated by configuration, like run()'s.
+struct eof_fixture {
+    config::upstream_settings up;
+    bridge_stats stats;
+    session_context ctx;
+    std::optional<client_core> core;
+    eof_fixture() {
+        up.username = "app";
+        up.password = config::secret("app-password-0123");
+        ctx.stats = &stats;
+        ctx.upstream_user = [this] { return up.username.value_or("default"); };
+        ctx.reauth = [this] {
+            return upstream::make_handshake(up, sidecar_name, {.hello = true, .ping = false});
+        };
+        core.emplace(ctx);
+    }
+    void deliver(std::string bytes) {
+        std::string_view pending = bytes;
+        for (;;) {
+            const auto w = core->next_write(pending);
+            if (w.what == client_write::kind::none || w.what == client_write::kind::close) break;
+        }
+    }
+};
+
+// A client that half-closes (nc -N, a shell pipe) still gets the replies it is owed, like from
+// Redis, unless they may never come.
+TEST(client_eof, drains_owed_replies_unless_they_may_never_come) {
+    {
+        eof_fixture f;  // nothing sent: settled, nothing to wait for
+        EXPECT_TRUE(f.core->can_drain_after_eof());
+        EXPECT_TRUE(f.core->settled());
+    }
+    {
+        eof_fixture f;  // two commands in flight: drain, settled once both replies are written
+        f.core->feed_client(cmd({"SET", "a", "1"}) + cmd({"GET", "a"}));
+        EXPECT_TRUE(f.core->can_drain_after_eof());
+        EXPECT_FALSE(f.core->settled());
+        f.deliver("+OK\r\n$1\r\n");  // one reply and the start of the next
+        EXPECT_FALSE(f.core->settled());
+        f.deliver("1\r\n");
+        EXPECT_TRUE(f.core->settled());
+    }
+    {
+        eof_fixture f;  // a local reply (PING answered by the server, AUTH by the sidecar)
+        f.core->feed_client(cmd({"AUTH", "x"}));
+        EXPECT_TRUE(f.core->can_drain_after_eof());
+        EXPECT_FALSE(f.core->settled());
+        f.deliver("");
+        EXPECT_TRUE(f.core->settled());
+    }
+    {
+        eof_fixture f;  // stopped mid-command: that command never completes
+        f.core->feed_client(cmd({"SET", "a", "1"}).substr(0, 12));
+        EXPECT_FALSE(f.core->can_drain_after_eof());
+    }
+    {
+        eof_fixture f;  // a blocking command may never be answered (BLPOP k 0)
+        f.core->feed_client(cmd({"BLPOP", "k", "0"}));
+        EXPECT_FALSE(f.core->can_drain_after_eof());
+        f.deliver("*-1\r\n");  // answered: nothing left that may block
+        EXPECT_TRUE(f.core->can_drain_after_eof());
+    }
+    {
+        eof_fixture f;  // subscribed: replies are uncounted, they never end
+        f.core->feed_client(cmd({"SUBSCRIBE", "c"}));
+        EXPECT_FALSE(f.core->can_drain_after_eof());
+    }
+}
+
+}  // namespace
+}  // namespace redis_sidecar::bridge

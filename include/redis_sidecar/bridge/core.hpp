@@ -85,6 +85,18 @@ class client_core {
     /// `broken` (its own state) and `client_id` (its CLIENT ID, 0 if unknown).
     release_decision release(bool writing, bool undelivered, bool broken, long long client_id);
 
+    /// The client half-closed (read EOF: `nc -N`, a shell pipe, a writer that shut down its
+    /// side): true when every reply it is owed will still come, so the shell delivers them and
+    /// closes once settled(), as Redis answers the commands it read before an EOF. False when
+    /// the client stopped mid-command (that one never completes), behind a blocking command
+    /// that may never be answered, or with uncounted replies (pub/sub, MONITOR): close now.
+    bool can_drain_after_eof() const {
+        return mode_ == frame_mode::undecided && held_.empty() && !untracked_ &&
+               last_blocking_reply_ <= replies_received_total_;
+    }
+    /// Nothing is owed to the client: no reply, upstream or local, and none half-delivered.
+    bool settled() const { return slots_.empty() && at_reply_boundary_; }
+
     /// Upstream replies the client is still owed (pushes aside); for tests and the shell.
     std::uint64_t owed_replies() const;
     /// Bytes of the current reply that have been scanned: false mid-reply.

@@ -98,6 +98,7 @@ class session final : public std::enable_shared_from_this<session>, private upst
     bool upstream_writing_ = false;
     write_watch upstream_watch_;
     bool reading_client_ = false;
+    bool client_eof_ = false;  // the client half-closed: deliver what it is owed, then close
     std::string_view pending_upstream_;  // upstream bytes not yet written to the client
     bool upstream_paused_ = false;
     bool client_writing_ = false;

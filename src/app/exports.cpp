@@ -3,6 +3,7 @@
 #include <array>
 
 #include "redis_sidecar/http/admin_server.hpp"
+#include "redis_sidecar/mux/classify.hpp"
 
 namespace redis_sidecar::app {
 
@@ -73,6 +74,16 @@ void connect_failures(registry& r, const family& f, const stats_view& v) {
 
 void command_failures(registry& r, const family& f, const stats_view& v) {
     by_class(r, f, v.pool.command_failures);
+}
+
+void pins(registry& r, const family& f, const stats_view& v) {
+    const auto& p = v.bridge.pins;
+    for (std::size_t i = 1; i < p.size(); ++i) {
+        const std::string_view reason = i == bridge::bridge_stats::pin_large_command
+                                            ? std::string_view("large_command")
+                                            : mux::to_string(static_cast<mux::pin_reason>(i));
+        r.set(f, {{"reason", std::string(reason)}}, static_cast<double>(p[i]));
+    }
 }
 
 void handshake_duration(registry& r, const family& f, const stats_view& v) {
@@ -262,6 +273,34 @@ const exported app_exports[] = {
       "Cluster topology replies that could not be rewritten (malformed or too large); the client "
       "got an error instead."},
      bridge<&B::cluster_rewrite_errors>},
+
+    // Multiplexing (REDIS_SIDECAR_MULTIPLEX=on).
+    {{"redis_sidecar_shared_connections", gauge,
+      "Upstream connections shared by clients (multiplexing)."},
+     bridge<&B::lanes_open>},
+    {{"redis_sidecar_commands_shared_total", counter,
+      "Commands sent on a shared upstream connection (the rest of "
+      "redis_sidecar_commands_forwarded_total went on clients' dedicated connections)."},
+     bridge<&B::commands_shared>},
+    {{"redis_sidecar_client_pins_total", counter,
+      "Clients moved from the shared connections to a dedicated one, by the first command's "
+      "reason.", {"reason"}},
+     nullptr, pins},
+    {{"redis_sidecar_shared_batches_total", counter,
+      "Writes to shared upstream connections (commands per write: "
+      "redis_sidecar_shared_batch_commands_total / this)."},
+     bridge<&B::lane_batches>},
+    {{"redis_sidecar_shared_batch_commands_total", counter,
+      "Commands written in those batches."},
+     bridge<&B::lane_batch_commands>},
+    {{"redis_sidecar_shared_connection_breaks_total", counter,
+      "Shared upstream connections that broke; their commands in flight were answered "
+      "'upstream connection lost'."},
+     bridge<&B::lane_breaks>},
+    {{"redis_sidecar_shared_commands_lost_total", counter,
+      "Commands answered '-ERR redis-sidecar: upstream connection lost' because their shared "
+      "connection broke."},
+     bridge<&B::lane_commands_lost>},
 
     // IAM authentication.
     {{"redis_sidecar_iam_credential_fetches_total", counter,

@@ -139,6 +139,7 @@ int sidecar::run() {
     session_context_->write_timeout = s.pool.socket_timeout;
     listener_ = std::make_unique<bridge::listener>(io_.get_executor(), session_context_,
                                                    s.listen.max_clients);
+    if (s.listen.multiplex) listener_->enable_multiplex(s.listen.shared_connections);
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
     if (s.listen.unix_path) listener_->listen_unix(*s.listen.unix_path);
     cluster_ = std::make_unique<cluster_bridge>(io_.get_executor(), s, tls_.get(), options, pool_,

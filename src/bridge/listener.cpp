@@ -33,6 +33,8 @@ listener::~listener() {
         sweep_timer_.cancel();
         stop_accepting();
         close_all();
+        if (lanes_) lanes_->close_all();
+        ctx_->lanes = nullptr;
     } catch (const std::exception& e) {  // a destructor must not throw
         log::error("closing the listener failed", {{"error", e.what()}});
     }
@@ -91,6 +93,11 @@ void listener::listen_unix(const std::string& path) {
     unix_path_ = path;
     log::info("listening", {{"unix", path}});
     accept_unix();
+}
+
+void listener::enable_multiplex(std::size_t shared_connections) {
+    lanes_ = std::make_unique<lane_set>(ex_, ctx_->pool, ctx_->stats, shared_connections);
+    ctx_->lanes = lanes_.get();
 }
 
 std::uint16_t listener::tcp_port() const {
@@ -166,6 +173,7 @@ void listener::schedule_sweep() {
             }
             // enforce_write_deadline may end a session, which erases it from sessions_.
             for (auto& s : live) s->enforce_write_deadline(limit);
+            if (lanes_) lanes_->enforce_write_deadline(limit);
             schedule_sweep();
         });
 }

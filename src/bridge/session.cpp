@@ -3,6 +3,9 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <vector>
+
+#include "redis_sidecar/bridge/args.hpp"
 
 #include "redis_sidecar/config/values.hpp"
 #include "redis_sidecar/log/logger.hpp"
@@ -21,6 +24,10 @@ void session::start() {
     client_.non_blocking(true, ignored);
     ++ctx_->stats->clients;
     ++ctx_->stats->clients_accepted;
+    if (ctx_->lanes != nullptr) {
+        mode_ = mux_mode::shared;
+        mux_id_ = ctx_->lanes->next_id();
+    }
     do_read_client();
 }
 
@@ -43,8 +50,16 @@ void session::do_read_client() {
 // One read at a time, and only once the previous bytes went upstream: a client that sends
 // faster than the upstream takes is paused, not buffered.
 void session::maybe_read_client() {
-    if (!upstream_writing_ && core_.upstream_output().empty() && !acquiring_ &&
-        core_.wants_input() && !client_eof_) {
+    if (mode_ == mux_mode::shared) {
+        // Complete commands are with the lane; what is left is one arriving.
+        if (!waiting_room_ && core_.wants_input() && !client_eof_ &&
+            incoming_.size() + pending_upstream_.size() <= max_shared_backlog) {
+            do_read_client();
+        }
+        return;
+    }
+    if (mode_ == mux_mode::dedicated && !upstream_writing_ && core_.upstream_output().empty() &&
+        !acquiring_ && core_.wants_input() && !client_eof_) {
         do_read_client();
     }
 }
@@ -83,6 +98,14 @@ void session::on_client_readable(const boost::system::error_code& ec) {
 }
 
 void session::flush_to_upstream() {
+    if (mode_ == mux_mode::shared) {
+        submit_shared();
+        return;
+    }
+    if (mode_ == mux_mode::pinning) {
+        maybe_finish_pin();
+        return;
+    }
     auto& out = core_.upstream_output();
     if (out.empty() || upstream_writing_ || finished_) return;
     if (!up_) {
@@ -164,6 +187,15 @@ void session::on_upstream_error(upstream::connection&, std::error_code ec) {
 // Performs the core's writes for the client, one at a time; then reads the upstream again.
 void session::pump() {
     if (client_writing_ || finished_) return;
+    if (pending_upstream_.empty() && !incoming_.empty()) {
+        // The bytes a write viewed in shared_in_ are written: take the lane's newer ones.
+        shared_in_.swap(incoming_);
+        incoming_.clear();
+        pending_upstream_ = shared_in_;
+    }
+    if (lane_ && incoming_.size() + pending_upstream_.size() <= lane::max_client_backlog) {
+        lane_->backlog_drained(mux_id_);
+    }
     auto w = core_.next_write(pending_upstream_);
     if (core_.take_readonly_event()) ctx_->pool->note_readonly();
     switch (w.what) {
@@ -200,6 +232,7 @@ void session::pump() {
                                   }
                                   self->ctx_->stats->bytes_to_clients += written;
                                   self->pump();
+                                  if (self->mode_ == mux_mode::shared) self->maybe_read_client();
                               });
             return;
         case client_write::kind::none:
@@ -209,6 +242,7 @@ void session::pump() {
         finish();  // a half-closed client got every reply it was owed
         return;
     }
+    if (mode_ == mux_mode::pinning) maybe_finish_pin();
     if (pending_upstream_.empty() && upstream_paused_ && up_) {
         upstream_paused_ = false;
         up_->resume_reading();
@@ -261,6 +295,10 @@ void session::finish() {
     client_.close(ignored);  // no shutdown() first: nothing else holds the descriptor
     --ctx_->stats->clients;
     if (ctx_->on_session_end) ctx_->on_session_end(this);
+    if (lane_) {
+        lane_->forget(mux_id_);  // its replies still in flight are dropped
+        lane_.reset();
+    }
     recycle();
     // Pending handlers (a client write, an acquire) may still hold the session; they see
     // finished_.
@@ -290,6 +328,145 @@ void session::recycle() {
                                     std::string(pending_upstream_), d.owed);
             return;
     }
+}
+
+}  // namespace redis_sidecar::bridge
+
+namespace redis_sidecar::bridge {
+
+// ---------------------------------------------------------------------------------------------
+// Shared mode
+
+// Cuts the bytes the core forwards into whole commands and hands the shareable ones to a lane;
+// the first one that needs a connection of its own stays, with everything after it, for the
+// dedicated connection (pinning). A command still arriving stays until it is whole.
+void session::submit_shared() {
+    if (finished_ || waiting_room_) return;
+    auto& out = core_.upstream_output();
+    std::size_t start = 0;  // the first byte not yet submitted
+    while (mode_ == mux_mode::shared && scan_pos_ < out.size()) {
+        const auto r = mux_scan_.scan(std::string_view(out).substr(scan_pos_));
+        scan_pos_ += r.consumed;
+        if (r.status == resp::scan_status::error) {
+            pin(static_cast<std::size_t>(mux::pin_reason::unknown));  // the core framed it
+            break;
+        }
+        if (r.status != resp::scan_status::frame_done) {
+            if (scan_pos_ - start > max_shared_command) pin(bridge_stats::pin_large_command);
+            break;
+        }
+        const std::string_view command(out.data() + start, scan_pos_ - start);
+        const auto c = classify_command(command);
+        if (!c.shareable()) {
+            pin(static_cast<std::size_t>(c.reason));
+            break;
+        }
+        const auto outcome = submit_one(command);
+        if (outcome == submitted::wait) {
+            scan_pos_ = start;  // scanned again once there is room
+            mux_scan_.reset();
+            break;
+        }
+        if (outcome == submitted::pin) {
+            pin(static_cast<std::size_t>(mux::pin_reason::unknown));
+            break;
+        }
+        start = scan_pos_;
+    }
+    if (start > 0) {
+        out.erase(0, start);
+        scan_pos_ -= start;
+    }
+    if (mode_ == mux_mode::pinning) maybe_finish_pin();
+}
+
+session::submitted session::submit_one(std::string_view command) {
+    for (int attempt = 0; attempt < 4; ++attempt) {
+        // Between commands a client may take any lane; with commands in flight it stays on
+        // its lane, so its replies come back in order.
+        if (!lane_ || lane_->in_flight(mux_id_) == 0) lane_ = ctx_->lanes->pick();
+        switch (lane_->submit(mux_id_, this, command)) {
+            case mux::submit_status::accepted:
+                ++ctx_->stats->commands_shared;
+                return submitted::ok;
+            case mux::submit_status::full:
+                waiting_room_ = true;
+                lane_->wait_for_room(mux_id_, this);
+                return submitted::wait;
+            case mux::submit_status::broken:
+                if (lane_->in_flight(mux_id_) > 0) {  // retiring: wait for its replies
+                    waiting_room_ = true;
+                    lane_->wait_for_room(mux_id_, this);
+                    return submitted::wait;
+                }
+                lane_.reset();
+                continue;
+            case mux::submit_status::not_one_command:
+                return submitted::pin;
+        }
+    }
+    return submitted::pin;
+}
+
+mux::classification session::classify_command(std::string_view command) const {
+    const auto& info = mux_scan_.info();
+    if (info.name_too_long) return mux::classify("");  // no known command: unknown
+    const std::string_view name = info.command_name();
+    if (!mux::depends_on_arguments(name)) return mux::classify(name);
+    const auto args = info.is_inline ? split_inline(command) : split_multibulk(command);
+    std::vector<std::string_view> rest;
+    rest.reserve(args.empty() ? 0 : args.size() - 1);
+    for (std::size_t i = 1; i < args.size(); ++i) rest.emplace_back(args[i]);
+    return mux::classify(name, rest);
+}
+
+void session::pin(std::size_t reason) {
+    mode_ = mux_mode::pinning;
+    ++ctx_->stats->pins.at(reason);
+}
+
+// The dedicated connection gets the client's bytes once every shared reply has arrived and
+// been handed to the core (its replies then follow them in the same stream).
+void session::maybe_finish_pin() {
+    if (mode_ != mux_mode::pinning || finished_) return;
+    if (lane_ && lane_->in_flight(mux_id_) > 0) return;
+    if (!incoming_.empty() || !pending_upstream_.empty()) return;
+    mode_ = mux_mode::dedicated;
+    waiting_room_ = false;
+    if (lane_) {
+        lane_->forget(mux_id_);
+        lane_.reset();
+    }
+    flush_to_upstream();
+}
+
+bool session::lane_bytes(std::string_view bytes) {
+    incoming_.append(bytes);
+    const bool over = incoming_.size() + pending_upstream_.size() > lane::max_client_backlog;
+    pump();  // may end the session: nothing after this
+    return over;
+}
+
+void session::lane_lost(std::size_t commands, bool partial_reply, std::string_view error) {
+    if (finished_) return;
+    if (partial_reply) {
+        // Part of a reply was written: no error can follow it in the same stream.
+        core_.upstream_failed();
+        finish();
+        return;
+    }
+    ctx_->stats->lane_commands_lost += commands;
+    for (std::size_t i = 0; i < commands; ++i) incoming_.append(error);
+    lane_.reset();
+    pump();
+}
+
+void session::lane_room() {
+    if (finished_) return;
+    waiting_room_ = false;
+    auto keep = shared_from_this();
+    submit_shared();
+    maybe_read_client();
 }
 
 }  // namespace redis_sidecar::bridge

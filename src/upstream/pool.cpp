@@ -374,6 +374,11 @@ void pool::note_readonly() {
     drop_idle("a client got READONLY: the upstream was demoted");
 }
 
+bool pool::current(const connection& c) const {
+    return running_ && !c.broken() && c.epoch() == epoch_ &&
+           clock::now() - c.created() <= options_.max_lifetime;
+}
+
 void pool::drop_idle(const char* why) {
     ++epoch_;
     if (idle_.empty()) return;

@@ -22,6 +22,7 @@ class address_book;
 namespace redis_sidecar::bridge {
 
 class session;
+class lane_set;
 
 /// What every session shares: the pool, the counters and the settings the bridge needs. One
 /// event loop uses it (no locks). The client core reads only the policy fields (no pool).
@@ -48,6 +49,9 @@ struct session_context {
     /// Cluster mode: node addresses in topology replies and MOVED/ASK become the sidecar's
     /// local ports (cluster::rewrite_reply). Null: replies pass as they are.
     cluster::address_book* cluster = nullptr;
+    /// REDIS_SIDECAR_MULTIPLEX=on: the shared upstream connections (owned by the listener);
+    /// null: every client leases its own connection.
+    lane_set* lanes = nullptr;
     /// Called when a session ends (the listener's bookkeeping).
     std::function<void(session*)> on_session_end;
 };

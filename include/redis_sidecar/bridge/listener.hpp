@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "redis_sidecar/bridge/lane.hpp"
 #include "redis_sidecar/bridge/session.hpp"
 
 namespace redis_sidecar::bridge {
@@ -36,6 +37,10 @@ class listener {
     /// refuses to replace a live one or something that is not a socket.
     void listen_unix(const std::string& path);
 
+    /// REDIS_SIDECAR_MULTIPLEX=on: clients share up to `shared_connections` upstream
+    /// connections of the context's pool until a command pins them (see session).
+    void enable_multiplex(std::size_t shared_connections);
+
     /// The bound TCP port (for tests binding port 0).
     std::uint16_t tcp_port() const;
     /// Stops accepting; connected clients go on.
@@ -57,6 +62,7 @@ class listener {
     std::optional<asio::local::stream_protocol::acceptor> unix_;
     std::string unix_path_;
     std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+    std::unique_ptr<lane_set> lanes_;
     asio::steady_timer sweep_timer_;
     bool sweeping_ = false;
     std::shared_ptr<int> alive_ = std::make_shared<int>();  // expires with the listener

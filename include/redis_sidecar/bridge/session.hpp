@@ -10,6 +10,9 @@
 
 #include "redis_sidecar/bridge/context.hpp"
 #include "redis_sidecar/bridge/core.hpp"
+#include "redis_sidecar/bridge/lane.hpp"
+#include "redis_sidecar/mux/classify.hpp"
+#include "redis_sidecar/resp/scanner.hpp"
 #include "redis_sidecar/upstream/pool.hpp"
 
 namespace redis_sidecar::bridge {
@@ -43,7 +46,14 @@ struct write_watch {
 /// first has bytes for the upstream and held until the client leaves; then the core's
 /// release_decision says whether the connection goes back as it is, through RESET, or away.
 /// Single-threaded (the io_context's).
-class session final : public std::enable_shared_from_this<session>, private upstream::reader {
+///
+/// With multiplexing (session_context::lanes), a session starts shared: its whole shareable
+/// commands go to a lane (a shared upstream connection) and the lane's reply bytes for it come
+/// back in order; the first command that needs a connection of its own (mux::classify) pins
+/// it: once its shared replies have all arrived it leases a connection as above and keeps it.
+class session final : public std::enable_shared_from_this<session>,
+                      private upstream::reader,
+                      private lane_client {
   public:
     /// Bytes read from a client per read (into a buffer all sessions of a thread share).
     static constexpr std::size_t client_buffer_size = 16 * 1024;
@@ -78,6 +88,22 @@ class session final : public std::enable_shared_from_this<session>, private upst
     void finish();
     void recycle();
 
+    // Shared mode (multiplexing).
+    enum class mux_mode : std::uint8_t { shared, pinning, dedicated };
+    /// A command still arriving larger than this pins the client (it would hold the lane).
+    static constexpr std::size_t max_shared_command = 512 * 1024;
+    /// Replies owed to the client beyond this stop its reading (it pipelines without reading).
+    static constexpr std::size_t max_shared_backlog = 1024 * 1024;
+    enum class submitted : std::uint8_t { ok, wait, pin };
+    void submit_shared();
+    submitted submit_one(std::string_view command);
+    mux::classification classify_command(std::string_view command) const;
+    void pin(std::size_t reason);
+    void maybe_finish_pin();
+    bool lane_bytes(std::string_view bytes) override;
+    void lane_lost(std::size_t commands, bool partial_reply, std::string_view error) override;
+    void lane_room() override;
+
     // Held from start() to finish(). The upstream connection calls its reader by plain pointer,
     // so waiting for upstream replies is no pending operation of the session's own: after QUIT
     // or a protocol error (no client read pending) the session would otherwise be destroyed with
@@ -106,6 +132,15 @@ class session final : public std::enable_shared_from_this<session>, private upst
     write_watch upstream_read_watch_;  // counts upstream reads; "pending" while mid-reply
     std::string local_writing_;
     bool finished_ = false;  // finish() ran: the client is closed, the lease returned
+
+    mux_mode mode_ = mux_mode::dedicated;
+    mux::client_id mux_id_ = 0;
+    std::shared_ptr<lane> lane_;  // the lane its shared commands are in flight on
+    resp::scanner mux_scan_{resp::direction::command, resp::scanner_options::for_commands()};
+    std::size_t scan_pos_ = 0;   // bytes of core_.upstream_output() scanned by mux_scan_
+    bool waiting_room_ = false;  // a lane was full: wait for lane_room()
+    std::string shared_in_;      // lane bytes being delivered (pending_upstream_ views it)
+    std::string incoming_;       // lane bytes arrived since
 };
 
 }  // namespace redis_sidecar::bridge

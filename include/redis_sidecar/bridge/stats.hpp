@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -8,7 +9,8 @@ namespace redis_sidecar::bridge {
 /// The bridge's counters and gauges, read by /status and /metrics (on the bridge's thread).
 struct bridge_stats {
     // Gauges.
-    std::size_t clients = 0;  ///< local clients connected now
+    std::size_t clients = 0;     ///< local clients connected now
+    std::size_t lanes_open = 0;  ///< shared upstream connections (multiplexing)
 
     // Counters.
     std::uint64_t clients_accepted = 0;
@@ -32,6 +34,16 @@ struct bridge_stats {
     std::uint64_t upstream_write_timeouts =
         0;  ///< clients closed: the upstream stopped taking bytes
     std::uint64_t upstream_read_timeouts = 0;  ///< clients closed: a reply stopped mid-way
+    // Multiplexing (REDIS_SIDECAR_MULTIPLEX=on).
+    std::uint64_t commands_shared = 0;      ///< commands sent on a shared connection
+    std::uint64_t lane_batches = 0;         ///< writes to shared connections
+    std::uint64_t lane_batch_commands = 0;  ///< commands in those writes
+    std::uint64_t lane_breaks = 0;          ///< shared connections that broke
+    std::uint64_t lane_commands_lost = 0;   ///< commands answered "upstream connection lost"
+    /// Clients moved to a dedicated connection, by mux::pin_reason; the last entry counts a
+    /// command too large to share (pin_large_command).
+    std::array<std::uint64_t, 8> pins{};
+    static constexpr std::size_t pin_large_command = 7;
     // Cluster mode.
     std::uint64_t cluster_rewrites = 0;        ///< topology replies rewritten to local ports
     std::uint64_t cluster_redirects = 0;       ///< MOVED/ASK rewritten to local ports

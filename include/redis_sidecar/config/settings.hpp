@@ -59,6 +59,11 @@ struct listen_settings {
     /// the upstream on the client's own connection, which is reset and re-authenticated as the
     /// sidecar's user before anyone else uses it). Passthrough excludes client_password.
     std::string client_auth = "local";
+    /// REDIS_SIDECAR_MULTIPLEX: clients share a few upstream connections until a command
+    /// needs one of its own (docs/architecture.md "Multiplexing").
+    bool multiplex = false;
+    /// REDIS_SIDECAR_SHARED_CONNECTIONS: the shared upstream connections (multiplexing).
+    unsigned shared_connections = 2;
 };
 
 /// Cluster mode (ElastiCache cluster mode enabled, Serverless): one local port per node.

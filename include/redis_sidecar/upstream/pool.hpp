@@ -106,6 +106,9 @@ class pool : public std::enable_shared_from_this<pool>, private reader {
     /// A client saw READONLY: the upstream was demoted (failover). Idle connections point at it
     /// too: drop them and reconnect, which re-resolves DNS.
     void note_readonly();
+    /// False once `c` would not be reused (failover dropped its epoch, or past its lifetime):
+    /// a connection held for good (a shared lane) retires then.
+    bool current(const connection& c) const;
 
     /// One of the sidecar's own commands on a pooled connection failed ("INFO" for /status;
     /// RESET when a client leaves is recorded by the pool itself): counted by class

@@ -1,0 +1,165 @@
+// Multiplexing (issue 16), through the real binary with REDIS_SIDECAR_MULTIPLEX=on in front of a
+// real TLS redis-server: many clients on few upstream connections, clients pinned by commands
+// that need a connection of their own, a blocking client beside shared ones, and a shared
+// connection that breaks under a client. Figures are printed as "[figure]" lines.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <sstream>
+#include <thread>
+
+#include "../bridge/bridge_fixture.hpp"
+#include "sidecar_process.hpp"
+#include "support/eventually.hpp"
+#include "support/pki.hpp"
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+
+namespace redis_sidecar::faults_test {
+namespace {
+
+using bridge_test::resp_client;
+
+const std::string password = "multiplex-test-password-0123";
+
+class multiplex : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        redis_server_options o;
+        o.tls = true;
+        o.requirepass = password;
+        server_ = std::make_unique<redis_server>(o);
+        server_->start();
+    }
+
+    void start_sidecar(const std::string& mode, env_map extra = {}) {
+        env_map env = {{"REDIS_ADDR", server_->address()},
+                       {"REDIS_PASSWORD", password},
+                       {"REDIS_TLS_ENABLED", "true"},
+                       {"REDIS_TLS_CA_FILE", test_pki::shared().ca_cert()},
+                       {"REDIS_MIN_IDLE_CONNECTIONS", "1"},
+                       {"REDIS_SIDECAR_MULTIPLEX", mode},
+                       {"REDIS_SIDECAR_SHARED_CONNECTIONS", "2"}};
+        for (const auto& [k, v] : extra) env[k] = v;
+        sc_.start(env);
+    }
+
+    /// connected_clients on the server, minus the redis-cli asking.
+    long upstream_connections() {
+        const auto r = server_->cli({"INFO", "clients"});
+        std::istringstream in(r.out);
+        for (std::string line; std::getline(in, line);) {
+            if (line.rfind("connected_clients:", 0) == 0) return std::stol(line.substr(18)) - 1;
+        }
+        return -1;
+    }
+
+    std::unique_ptr<redis_server> server_;
+    sidecar_process sc_;
+};
+
+// 300 clients (more than REDIS_MAX_CONNECTIONS' default 128) all complete, on the shared
+// connections plus the idle minimum; with multiplexing off the same run needs one upstream
+// connection per client.
+TEST_F(multiplex, many_clients_share_few_upstream_connections) {
+    start_sidecar("on");
+    const auto r = run_process({"redis-benchmark", "-p", std::to_string(sc_.port()), "-c", "300",
+                                "-n", "30000", "-t", "set,get", "-q"},
+                               base_env(), 120s);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(r.out.find("ERR"), std::string::npos) << r.out;
+    const long conns = upstream_connections();
+    figure("upstream connections after 300 clients (multiplex on)", static_cast<double>(conns), "");
+    EXPECT_LE(conns, 4) << "2 shared + the idle minimum";
+    EXPECT_GE(sc_.metric("redis_sidecar_commands_shared_total"), 60000);
+    EXPECT_EQ(sc_.metric("redis_sidecar_shared_connections"), 2);
+    const double batches = sc_.metric("redis_sidecar_shared_batches_total");
+    ASSERT_GT(batches, 0);
+    figure("commands per shared write",
+           sc_.metric("redis_sidecar_shared_batch_commands_total") / batches, "");
+}
+
+// A client's shared commands, then a transaction and SELECT (pinned: transaction), keep their
+// order and their state, pipelined in one write.
+TEST_F(multiplex, pinned_client_keeps_order_and_state) {
+    start_sidecar("on");
+    auto c = resp_client::tcp(sc_.port());
+    std::string pipeline;
+    for (const auto& cmd : std::vector<std::vector<std::string>>{{"SET", "k", "1"},
+                                                                 {"INCR", "k"},
+                                                                 {"MULTI"},
+                                                                 {"INCR", "k"},
+                                                                 {"EXEC"},
+                                                                 {"SELECT", "1"},
+                                                                 {"GET", "k"},
+                                                                 {"SELECT", "0"},
+                                                                 {"GET", "k"}}) {
+        pipeline += bridge_test::encode_command(cmd);
+    }
+    c.send_raw(pipeline);
+    std::vector<std::string> got;
+    for (int i = 0; i < 9; ++i) got.push_back(c.read().text());
+    EXPECT_EQ(got, (std::vector<std::string>{"OK", "2", "OK", "QUEUED", "[3]", "OK", "(nil)", "OK",
+                                             "\"3\""}));
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total{reason=\"transaction\"}"), 1)
+        << sc_.nonzero_samples("redis_sidecar_client_pins_total");
+    // Another client is still shared, and sees db 0.
+    auto d = resp_client::tcp(sc_.port());
+    EXPECT_EQ(d.call({"GET", "k"}).text(), "\"3\"");
+}
+
+// A client in BLPOP holds its own connection; the shared clients go on meanwhile.
+TEST_F(multiplex, blocking_client_does_not_hold_shared_ones) {
+    start_sidecar("on");
+    auto blocked = resp_client::tcp(sc_.port());
+    blocked.send({"BLPOP", "queue", "0"});
+    auto other = resp_client::tcp(sc_.port());
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(other.call({"PING"}, 2s).text(), "PONG");
+    EXPECT_EQ(other.call({"RPUSH", "queue", "x"}).text(), "1");
+    EXPECT_EQ(blocked.read().text(), "[\"queue\", \"x\"]");
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total{reason=\"blocking\"}"), 1);
+}
+
+// The upstream dies with a command in flight on a shared connection: the client gets
+// "upstream connection lost" for it, stays connected, and its next command is served once
+// the upstream is back.
+TEST_F(multiplex, broken_shared_connection_answers_in_flight_commands_and_keeps_clients) {
+    start_sidecar("on", {{"REDIS_CONNECTION_TIMEOUT", "1s"}});
+    auto c = resp_client::tcp(sc_.port());
+    ASSERT_EQ(c.call({"SET", "k", "v"}).text(), "OK");
+    server_->kill(SIGSTOP);
+    c.send({"GET", "k"});
+    ASSERT_TRUE(c.silent_for(200ms));  // in flight on the shared connection
+    server_->kill(SIGKILL);
+    const auto lost = c.read(10s);
+    EXPECT_EQ(lost.text(), "ERR redis-sidecar: upstream connection lost");
+    server_->start();
+    const auto t0 = clock::now();
+    std::string last;
+    const bool served = eventually(
+        [&] {
+            last = c.call({"PING"}, 5s).text();
+            return last == "PONG";
+        },
+        30s);
+    EXPECT_TRUE(served) << last;
+    figure("served again after the upstream restarted", seconds_since(t0) * 1000, "ms");
+    EXPECT_GE(sc_.metric("redis_sidecar_shared_connection_breaks_total"), 1);
+    EXPECT_GE(sc_.metric("redis_sidecar_shared_commands_lost_total"), 1);
+}
+
+// Multiplexing off (the default) keeps today's behaviour: one upstream connection per client.
+TEST_F(multiplex, off_leases_one_connection_per_client) {
+    start_sidecar("off");
+    std::vector<resp_client> clients;
+    for (int i = 0; i < 10; ++i) {
+        clients.push_back(resp_client::tcp(sc_.port()));
+        ASSERT_EQ(clients.back().call({"PING"}).text(), "PONG");
+    }
+    EXPECT_GE(upstream_connections(), 10);
+    EXPECT_EQ(sc_.metric("redis_sidecar_commands_shared_total"), 0);
+}
+
+}  // namespace
+}  // namespace redis_sidecar::faults_test

@@ -262,7 +262,11 @@ lane_set::lane_set(asio::any_io_executor ex, std::shared_ptr<upstream::pool> poo
       count_(std::max<std::size_t>(count, 1)) {}
 
 lane_set::~lane_set() {
-    close_all();
+    try {
+        close_all();
+    } catch (const std::exception& e) {  // a destructor must not throw
+        log::error("closing the shared connections failed", {{"error", e.what()}});
+    }
 }
 
 void lane_set::prune() {

@@ -37,40 +37,38 @@ lane::~lane() {
 void lane::open() {
     if (acquiring_ || conn_ || broken()) return;
     acquiring_ = true;
-    pool_->async_acquire(
-        [weak = weak_from_this()](std::error_code ec, std::shared_ptr<upstream::connection> c) {
-            auto self = weak.lock();
-            if (!self) {
-                if (c) {
-                    // The pool outlives its lanes (the sidecar stops listeners first).
-                    c->close();
-                }
+    pool_->async_acquire([weak = weak_from_this(), pool = std::weak_ptr(pool_)](
+                             std::error_code ec, std::shared_ptr<upstream::connection> c) {
+        auto self = weak.lock();
+        if (!self) {
+            // The lane closed while it waited: the lease goes back (and is counted back).
+            if (auto p = pool.lock(); p && c) p->release(std::move(c), !ec);
+            return;
+        }
+        self->acquiring_ = false;
+        if (!ec && c->broken()) {
+            self->pool_->release(std::move(c), false);
+            if (++self->broken_leases_ <= max_broken_leases) {
+                self->open();
                 return;
             }
-            self->acquiring_ = false;
-            if (!ec && c->broken()) {
-                self->pool_->release(std::move(c), false);
-                if (++self->broken_leases_ <= max_broken_leases) {
-                    self->open();
-                    return;
-                }
-                ec = make_error_code(upstream::error::io_error);
-            }
-            if (self->broken()) {
-                if (c) self->pool_->release(std::move(c), !ec);
-                return;
-            }
-            if (ec) {
-                if (c) self->pool_->release(std::move(c), false);
-                self->fail("-ERR redis-sidecar: upstream unavailable (" +
-                           std::string(upstream::label(upstream::classify(ec))) + ")\r\n");
-                return;
-            }
-            self->conn_ = std::move(c);
-            self->conn_->set_reader(self.get());
-            self->conn_->resume_reading();
-            self->schedule_flush();
-        });
+            ec = make_error_code(upstream::error::io_error);
+        }
+        if (self->broken()) {
+            if (c) self->pool_->release(std::move(c), !ec);
+            return;
+        }
+        if (ec) {
+            if (c) self->pool_->release(std::move(c), false);
+            self->fail("-ERR redis-sidecar: upstream unavailable (" +
+                       std::string(upstream::label(upstream::classify(ec))) + ")\r\n");
+            return;
+        }
+        self->conn_ = std::move(c);
+        self->conn_->set_reader(self.get());
+        self->conn_->resume_reading();
+        self->schedule_flush();
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

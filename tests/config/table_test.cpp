@@ -71,6 +71,8 @@ const std::map<std::string, std::vector<std::string>> samples = {
     {"listen.max_clients", {"10", "20", "30"}},
     {"listen.client_password", {"env-client-password", "dir-client-password"}},
     {"listen.client_auth", {"passthrough", "local", "Passthrough"}},
+    {"listen.multiplex", {"on", "false", "yes"}},
+    {"listen.shared_connections", {"3", "5", "7"}},
     {"http.addr", {"127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"}},
     {"cluster.mode", {"on", "off", "on"}},
     {"cluster.ports", {"7000-7009", "8000-8009", "9000-9001"}},

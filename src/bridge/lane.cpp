@@ -124,7 +124,7 @@ void lane::flush() {
     stats_->lane_batch_commands += submitted_since_flush_;
     submitted_since_flush_ = 0;
     writing_ = true;
-    ++writes_;
+    write_watch_.started();
     conn_->async_write(asio::buffer(writing_bytes_),
                        [weak = weak_from_this()](const boost::system::error_code& ec, std::size_t) {
                            auto self = weak.lock();
@@ -144,6 +144,7 @@ void lane::flush() {
 
 bool lane::on_upstream_data(upstream::connection&, std::string_view bytes) {
     auto keep = shared_from_this();  // a client's reaction may drop the last other reference
+    read_watch_.started();
     pieces_.clear();
     const auto status = core_.feed_upstream(bytes, pieces_);
     bool completed = false;
@@ -234,10 +235,13 @@ void lane::fail(std::string_view error) {
 }
 
 void lane::enforce_write_deadline(unsigned limit) {
-    if (!writing_ || writes_ != seen_writes_) {
-        seen_writes_ = writes_;
-        stalled_sweeps_ = 0;
-    } else if (++stalled_sweeps_ >= limit) {
+    const bool write_stalled = write_watch_.stalled(writing_, limit);
+    const bool mid_reply = conn_ && !paused_ && core_.mid_reply();
+    if (read_watch_.stalled(mid_reply, limit) && !write_stalled && !broken()) {
+        ++stats_->upstream_read_timeouts;
+        log::warn("reply on a shared upstream connection stalled mid-way; closing it");
+        fail(reply_connection_lost);
+    } else if (write_stalled && !broken()) {
         ++stats_->upstream_write_timeouts;
         log::warn("write to a shared upstream connection timed out; closing it");
         fail(reply_connection_lost);

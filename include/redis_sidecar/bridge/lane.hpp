@@ -23,6 +23,27 @@ namespace redis_sidecar::bridge {
 
 namespace asio = boost::asio;
 
+/// Tells a write that makes no progress from one that merely follows others: the shell calls
+/// started() at every write it begins (a counter, no clock), a periodic sweep calls stalled().
+/// Socket-free.
+struct write_watch {
+    std::uint32_t writes = 0;  ///< writes begun
+    std::uint32_t seen = 0;    ///< `writes` at the last sweep
+    unsigned sweeps = 0;       ///< consecutive sweeps that found that same write pending
+
+    void started() { ++writes; }
+    /// Once per sweep: whether the write pending now is the one pending at the last `limit`
+    /// sweeps (so it has been pending for at least `limit` sweep periods).
+    bool stalled(bool writing, unsigned limit) {
+        if (!writing || writes != seen) {
+            seen = writes;
+            sweeps = 0;
+            return false;
+        }
+        return ++sweeps >= limit;
+    }
+};
+
 /// What a lane tells the sessions it serves (implemented by session).
 class lane_client {
   public:
@@ -73,7 +94,10 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     bool retiring() const { return retiring_; }
     std::size_t commands_in_flight() const { return core_.commands_in_flight(); }
     std::size_t in_flight(mux::client_id id) const { return core_.in_flight(id); }
-    /// The write deadline (the listener's sweep): a write pending at `limit` sweeps breaks it.
+    /// The deadlines (the listener's sweep): a write pending at `limit` sweeps breaks the lane,
+    /// and so does a reply begun and not finished for as long (while the lane is reading, not
+    /// paused behind a slow client). Waiting for a reply to begin is not timed, as on a
+    /// dedicated connection.
     void enforce_write_deadline(unsigned limit);
     /// Closes the lane now: its clients' commands in flight get the error.
     void close();
@@ -96,9 +120,8 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     int broken_leases_ = 0;
     bool flush_posted_ = false;
     bool writing_ = false;
-    std::uint32_t writes_ = 0;  // writes begun (for the deadline)
-    std::uint32_t seen_writes_ = 0;
-    unsigned stalled_sweeps_ = 0;
+    write_watch write_watch_;
+    write_watch read_watch_;  // counts reads; "pending" while a reply is begun and unfinished
     bool paused_ = false;
     mux::client_id paused_by_ = 0;
     bool retiring_ = false;

@@ -20,27 +20,6 @@ namespace redis_sidecar::bridge {
 namespace asio = boost::asio;
 using local_socket = asio::generic::stream_protocol::socket;
 
-/// Tells a write that makes no progress from one that merely follows others: the shell calls
-/// started() at every write it begins (a counter, no clock), a periodic sweep calls stalled().
-/// Socket-free.
-struct write_watch {
-    std::uint32_t writes = 0;  ///< writes begun
-    std::uint32_t seen = 0;    ///< `writes` at the last sweep
-    unsigned sweeps = 0;       ///< consecutive sweeps that found that same write pending
-
-    void started() { ++writes; }
-    /// Once per sweep: whether the write pending now is the one pending at the last `limit`
-    /// sweeps (so it has been pending for at least `limit` sweep periods).
-    bool stalled(bool writing, unsigned limit) {
-        if (!writing || writes != seen) {
-            seen = writes;
-            sweeps = 0;
-            return false;
-        }
-        return ++sweeps >= limit;
-    }
-};
-
 /// One local client bridged onto one leased upstream connection: the Asio shell around a
 /// client_core, which decides everything about the protocol. The lease is taken when the core
 /// first has bytes for the upstream and held until the client leaves; then the core's

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <map>
@@ -139,7 +140,20 @@ int sidecar::run() {
     session_context_->write_timeout = s.pool.socket_timeout;
     listener_ = std::make_unique<bridge::listener>(io_.get_executor(), session_context_,
                                                    s.listen.max_clients);
-    if (s.listen.multiplex) listener_->enable_multiplex(s.listen.shared_connections);
+    if (s.listen.multiplex) {
+        // Shared connections come out of REDIS_MAX_CONNECTIONS and hold their leases for good:
+        // at least one must stay for clients that need their own (MULTI, SUBSCRIBE, ...).
+        const unsigned lanes = std::min(s.listen.shared_connections, s.pool.max_connections - 1);
+        if (lanes < s.listen.shared_connections) {
+            log::warn(
+                "fewer shared connections than asked: one of REDIS_MAX_CONNECTIONS stays "
+                "for clients that need their own",
+                {{"REDIS_SIDECAR_SHARED_CONNECTIONS", std::to_string(s.listen.shared_connections)},
+                 {"REDIS_MAX_CONNECTIONS", std::to_string(s.pool.max_connections)},
+                 {"shared", std::to_string(lanes)}});
+        }
+        if (lanes > 0) listener_->enable_multiplex(lanes);
+    }
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
     if (s.listen.unix_path) listener_->listen_unix(*s.listen.unix_path);
     cluster_ = std::make_unique<cluster_bridge>(io_.get_executor(), s, tls_.get(), options, pool_,

@@ -822,6 +822,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(bridge_fidelity, redirect_target_connection_is_closed_when_its_client_leaves) {
     bridge_options options;
     options.env["REDIS_MAX_CONNECTIONS"] = "2";
+    // A's own connection (with multiplexing on, A's ECHO shares one: the test below).
+    options.env["REDIS_SIDECAR_MULTIPLEX"] = "off";
     options.env["REDIS_SIDECAR_HEALTH_CHECK_INTERVAL"] = "600s";
     ASSERT_NO_FATAL_FAILURE(start(options));
     auto a = client();
@@ -836,6 +838,36 @@ TEST_F(bridge_fidelity, redirect_target_connection_is_closed_when_its_client_lea
     EXPECT_TRUE(eventually([&] { return app_connection_ids().count(target) == 0; }, 10s))
         << "the redirect target's connection " << target << " outlived its client";
     EXPECT_EQ(render(b.call({"PING"})), "+PONG");
+}
+
+TEST_F(bridge_fidelity, a_shared_connection_named_as_redirect_target_sends_nothing_astray) {
+    bridge_options options;
+    options.env["REDIS_SIDECAR_MULTIPLEX"] = "on";
+    options.env["REDIS_SIDECAR_SHARED_CONNECTIONS"] = "1";
+    options.env["REDIS_SIDECAR_HEALTH_CHECK_INTERVAL"] = "600s";
+    ASSERT_NO_FATAL_FAILURE(start(options));
+    auto a = client();
+    EXPECT_EQ(render(a.call({"SET", "k", "1"})), "+OK");
+    EXPECT_EQ(render(a.call({"ECHO", "shared"})), "$shared");
+    // B learns the shared connection's id from the server and sends its invalidations there.
+    const auto line = connection_with_last_command("echo");
+    ASSERT_FALSE(line.empty()) << redis().cli({"CLIENT", "LIST"}).out;
+    const auto target = field_of(line, "id");
+    auto b = client();
+    EXPECT_EQ(render(b.call({"CLIENT", "TRACKING", "on", "REDIRECT", target})), "+OK");
+    EXPECT_EQ(render(b.call({"GET", "k"})), "$1");
+    // The key changes: Redis owes B an invalidation, on a RESP2 connection not subscribed to
+    // __redis__:invalidate, so it sends none; A's replies stay A's.
+    EXPECT_TRUE(redis().cli({"SET", "k", "2"}).ok());
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(render(a.call({"ECHO", std::to_string(i)})), "$" + std::to_string(i));
+    }
+    EXPECT_EQ(render(a.call({"GET", "k"})), "$2");
+    EXPECT_TRUE(a.silent_for(20ms));
+    EXPECT_EQ(render(b.call({"PING"})), "+PONG");
+    EXPECT_TRUE(b.silent_for(20ms));
+    a.close();
+    EXPECT_EQ(app_connection_ids().count(target), 1u) << "the shared connection outlives A";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <system_error>
@@ -360,6 +361,11 @@ void bridge_fixture::start(bridge_options options) {
     env["REDIS_SIDECAR_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(http_port_);
     env["REDIS_SIDECAR_LOG_FORMAT"] = "text";
     env["REDIS_SIDECAR_MAX_DRAIN"] = "5s";  // bounds the exit in TearDown
+    // The whole suite runs a second time with multiplexing on (ctest's `mux:` tests): a test's
+    // own REDIS_SIDECAR_MULTIPLEX, given below, still wins.
+    if (const char* mux = std::getenv("RS_TEST_MULTIPLEX"); mux != nullptr && *mux != '\0') {
+        env["REDIS_SIDECAR_MULTIPLEX"] = mux;
+    }
     for (const auto& [k, v] : options.env) env[k] = v;
     if (auto it = env.find("REDIS_SIDECAR_CLIENT_PASSWORD"); it != env.end()) {
         client_password_ = it->second;

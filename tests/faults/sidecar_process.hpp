@@ -8,10 +8,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "support/eventually.hpp"
 #include "support/metrics_text.hpp"
@@ -67,6 +69,13 @@ inline long rss_kb(pid_t pid) {
     return -1;
 }
 
+/// True in ctest's `mux:` run (RS_TEST_MULTIPLEX=on): the sidecars a test starts share
+/// upstream connections unless the test says otherwise.
+inline bool multiplexing_run() {
+    const char* mux = std::getenv("RS_TEST_MULTIPLEX");
+    return mux != nullptr && std::string_view(mux) == "on";
+}
+
 /// The sidecar binary in front of whatever upstream a test sets up.
 class sidecar_process {
   public:
@@ -78,6 +87,10 @@ class sidecar_process {
         full["REDIS_SIDECAR_HTTP_ADDR"] = "127.0.0.1:" + std::to_string(http_);
         full["REDIS_SIDECAR_LOG_FORMAT"] = "text";
         full["REDIS_SIDECAR_MAX_DRAIN"] = "10s";
+        // As in bridge_fixture: ctest's `mux:` run turns multiplexing on unless the test says.
+        if (const char* mux = std::getenv("RS_TEST_MULTIPLEX"); mux != nullptr && *mux != '\0') {
+            full["REDIS_SIDECAR_MULTIPLEX"] = mux;
+        }
         for (const auto& [k, v] : env) full[k] = v;
         process_.start({REDIS_SIDECAR_BINARY, "run"}, full);
         ASSERT_TRUE(eventually(

@@ -11,7 +11,7 @@
 # --setups LIST  comma-separated, of direct,haproxy,sidecar-off,sidecar-on (default: all four;
 #                sidecar-on is left out, with a note, when the binary has no
 #                REDIS_SIDECAR_MULTIPLEX setting; named explicitly, it is an error then)
-# --workloads L  comma-separated, of steady,c1000,idle,mixed,pipelined (default: all)
+# --workloads L  comma-separated, of steady,c1000,idle,mixed,pipelined,bigvalue (default: all)
 # --binary PATH  benchmark that redis-sidecar, no build
 # --commit REV   build that commit (git archive, so nobody's uncommitted edits) into
 #                build-bench-mux/<sha>/; default: the working tree into build-bench-mux/tree/
@@ -45,6 +45,10 @@
 #              the INCR results checked), 5 clients in BLPOP loops and one pusher (50 LPUSH a
 #              second per list); transaction latency and BLPOP delivery latency reported too
 #   pipelined  -c 50 -P 16 -t get
+#   bigvalue   -c 50 -t get beside one client reading a 50 MB value back to back (GET only: the
+#              value is SET by another connection first, so with multiplexing the reader shares
+#              a connection instead of pinning for a large command): the small GETs' p99 is the
+#              head-of-line cost of a large reply, shared vs dedicated
 # Reported (bench/multiplex_report.py): medians over rounds of req/s, p50/p99/p99.9 (from
 # redis-benchmark's percentile distribution), the upstream connections the server sees (INFO
 # clients every 200 ms during the run: max minus the baseline before the setup started, the
@@ -93,24 +97,25 @@ done
 # ---- sizes: bounded counts everywhere; --quick is a smoke run ---------------------------------
 if [ "$quick" = 1 ]; then
   rounds=${rounds:-1}
-  n_steady=20000; n_c1000=20000; n_active=20000; n_mixed=20000; n_pipe=500000
+  n_steady=20000; n_c1000=20000; n_active=20000; n_mixed=20000; n_pipe=500000; n_big=30000
   n_warm=3000; idle_target=${idle_arg:-1000}
 else
   rounds=${rounds:-3}
-  n_steady=80000; n_c1000=100000; n_active=60000; n_mixed=60000; n_pipe=1000000
+  n_steady=80000; n_c1000=100000; n_active=60000; n_mixed=60000; n_pipe=1000000; n_big=100000
   n_warm=10000; idle_target=${idle_arg:-9900}
 fi
 active_clients=100
 mixed_clients=200
 tx_clients=10; tx_rate=100        # MULTI/INCR/EXEC per second, per client
 blpop_clients=5; push_rate=50     # LPUSH per second, per list
+big_bytes=$((50 * 1000 * 1000))   # the bigvalue workload's value
 keyspace=100000
 cmd_timeout=180                   # seconds, any single load command
 sample_ms=200
 sample_s=$(awk -v m="$sample_ms" 'BEGIN {print m / 1000}')
 
 all_setups=(direct haproxy sidecar-off sidecar-on)
-all_workloads=(steady c1000 idle mixed pipelined)
+all_workloads=(steady c1000 idle mixed pipelined bigvalue)
 split_list() { tr ',' ' ' <<< "$1"; }
 if [ -n "$setups_arg" ]; then read -r -a setups <<< "$(split_list "$setups_arg")"; else setups=("${all_setups[@]}"); fi
 if [ -n "$workloads_arg" ]; then read -r -a workloads <<< "$(split_list "$workloads_arg")"; else workloads=("${all_workloads[@]}"); fi
@@ -263,6 +268,7 @@ cat > "$work/muxload.py" <<'PYEOF'
   muxload.py sample  --out FILE [--interval 0.2] --seconds S   INFO clients, one line per sample
   muxload.py hold    --conns N [--ping] [--parallel 64] --ready FILE --seconds S
   muxload.py mixed   --prefix P --ready FILE --out FILE --seconds S [...]
+  muxload.py bigread --prefix P --big-bytes N --ready FILE --out FILE --seconds S
 Connection options: --port P [--tls --cacert F --sni NAME] [--auth PASSWORD]. Every socket
 operation has a 10 s timeout; every run ends at --seconds or at SIGTERM.
 """
@@ -582,9 +588,54 @@ def mixed(o):
         json.dump(res, f)
 
 
+def bigread(o):
+    """One connection SETs a --big-bytes value; another GETs it back to back (only GETs, so a
+    multiplexing proxy shares its connection) until SIGTERM or the deadline."""
+    ctx = tls_context(o)
+    end = time.monotonic() + o.seconds
+    key = "%s:big" % o.prefix
+    setter = Conn(o, ctx)
+    r = setter.call("SET", key, b"v" * o.big_bytes)
+    setter.close()
+    if r != b"OK":
+        raise SystemExit("bigread: SET: %r" % (r,))
+    c = Conn(o, ctx)
+    request = command("GET", key)
+    buf = bytearray(o.big_bytes + 2)
+    view = memoryview(buf)
+    lat, errors = [], []
+    with open(o.ready, "w") as f:
+        f.write("ready\n")
+    while not stop.is_set() and time.monotonic() < end:
+        t = time.monotonic()
+        try:
+            c.sock.sendall(request)
+            header = c._line()
+            if header[:1] != b"$" or int(header[1:]) != o.big_bytes:
+                raise ConnectionError("GET %s: %r" % (key, header[:100]))
+            have = min(len(c.buf), len(buf))  # one request in flight: nothing follows the reply
+            view[:have] = c.buf[:have]
+            c.buf = b""
+            while have < len(buf):
+                n = c.sock.recv_into(view[have:])
+                if n == 0:
+                    raise ConnectionError("connection closed")
+                have += n
+        except (OSError, ConnectionError, ValueError) as e:
+            errors.append(str(e)[:200])
+            break
+        lat.append((time.monotonic() - t) * 1000)
+    c.close()
+    total_s = sum(lat) / 1000
+    with open(o.out, "w") as f:
+        json.dump({"big_gets": len(lat), "big_get_p50_ms": pct(lat, 0.5), "big_get_max_ms": max(lat) if lat else None,
+                   "big_mb_per_s": (len(lat) * o.big_bytes / 1e6 / total_s) if total_s > 0 else None,
+                   "big_errors": len(errors), "big_error": errors[0] if errors else ""}, f)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["sample", "hold", "mixed"])
+    p.add_argument("mode", choices=["sample", "hold", "mixed", "bigread"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--tls", action="store_true")
     p.add_argument("--cacert")
@@ -602,8 +653,9 @@ def main():
     p.add_argument("--tx-rate", type=float, default=100)
     p.add_argument("--blpop-clients", type=int, default=5)
     p.add_argument("--push-rate", type=float, default=50)
+    p.add_argument("--big-bytes", type=int, default=50 * 1000 * 1000)
     o = p.parse_args()
-    {"sample": sample, "hold": hold, "mixed": mixed}[o.mode](o)
+    {"sample": sample, "hold": hold, "mixed": mixed, "bigread": bigread}[o.mode](o)
 
 
 if __name__ == "__main__":
@@ -783,6 +835,7 @@ workload_name() {
     idle) echo "$((idle_conns + active_clients)) connected, $active_clients active" ;;
     mixed) echo "mixed c=$mixed_clients + MULTI + BLPOP" ;;
     pipelined) echo "pipelined P=16 c=50" ;;
+    bigvalue) echo "c=50 GET beside a $((big_bytes / 1000000)) MB reader" ;;
   esac
 }
 rb_args() {  # rb_args WORKLOAD: clients, requests, tests (the measured run)
@@ -792,6 +845,7 @@ rb_args() {  # rb_args WORKLOAD: clients, requests, tests (the measured run)
     idle) echo "-c $active_clients -n $n_active -t set,get" ;;
     mixed) echo "-c $mixed_clients -n $n_mixed -t set,get" ;;
     pipelined) echo "-c 50 -P 16 -n $n_pipe -t get" ;;
+    bigvalue) echo "-c 50 -n $n_big -t get" ;;
   esac
 }
 warm_args() {  # the warm-up: the same clients, fewer requests
@@ -801,9 +855,10 @@ warm_args() {  # the warm-up: the same clients, fewer requests
     idle) echo "-c $active_clients -n $n_warm -t set,get" ;;
     mixed) echo "-c $mixed_clients -n $n_warm -t set,get" ;;
     pipelined) echo "-c 50 -P 16 -n $((n_warm * 10)) -t get" ;;
+    bigvalue) echo "-c 50 -n $n_warm -t get" ;;
   esac
 }
-requests_of() { case "$1" in steady) echo "$n_steady" ;; c1000) echo "$n_c1000" ;; idle) echo "$n_active" ;; mixed) echo "$n_mixed" ;; pipelined) echo "$n_pipe" ;; esac; }
+requests_of() { case "$1" in steady) echo "$n_steady" ;; c1000) echo "$n_c1000" ;; idle) echo "$n_active" ;; mixed) echo "$n_mixed" ;; pipelined) echo "$n_pipe" ;; bigvalue) echo "$n_big" ;; esac; }
 
 # helper_start NAME ARGS...: a muxload.py process in the background; sets helper_pid
 helper_pid=""
@@ -872,6 +927,15 @@ measure() {
         helper_stop; stop_sidecar; return 0
       fi
       ;;
+    bigvalue)
+      # shellcheck disable=SC2046
+      helper_start bigvalue bigread $(client_args "$setup") --prefix "mux:$setup:$round" --out "$work/bigvalue.out" \
+        --big-bytes "$big_bytes"
+      if ! helper_wait_ready bigvalue 60; then
+        log "  $setup $wl: the big-value reader did not start: $(tail -n 2 "$work/bigvalue.err" | tr '\n' ' ')"
+        helper_stop; stop_sidecar; return 0
+      fi
+      ;;
   esac
   pp=$(proxy_pid "$setup")
   p0=0; [ -n "$pp" ] && p0=$(cpu_ticks "$pp")
@@ -885,8 +949,8 @@ measure() {
   sleep "$sample_s"; sleep 0.05   # the sample in flight at t1
   top=$(window_max "$t0" "$t1")
   helper_stop
-  if [ "$wl" = mixed ] && [ -s "$work/mixed.out" ]; then
-    "$python" - "$work/mixed.out" "$setup" "$name" "$round" >> "$results" <<'EOF'
+  if { [ "$wl" = mixed ] || [ "$wl" = bigvalue ]; } && [ -s "$work/$wl.out" ]; then
+    "$python" - "$work/$wl.out" "$setup" "$name" "$round" >> "$results" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 for k, v in r.items():
@@ -896,7 +960,7 @@ for k, v in r.items():
         print(json.dumps({"setup": sys.argv[2], "workload": sys.argv[3], "metric": k, "value": v,
                           "round": int(sys.argv[4]), "unit": ""}))
 EOF
-    log "  $setup $wl: MULTI/EXEC and BLPOP: $(cat "$work/mixed.out")"
+    log "  $setup $wl: its own clients: $(cat "$work/$wl.out")"
   fi
   stop_sidecar
   if [ "$rc" != 0 ]; then

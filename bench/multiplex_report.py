@@ -242,6 +242,25 @@ def report(a):
         out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         out += rows
 
+    # The bigvalue workload's reader
+    rows = []
+    for w in order:
+        for s in setups:
+            if m(w, "", s, "big_gets") is None:
+                continue
+            rows.append(f"| {w} | {s} | {fmt(m(w, '', s, 'big_gets'), 'count')} | {fmt(m(w, '', s, 'big_mb_per_s'))} | "
+                        f"{fmt(m(w, '', s, 'big_get_p50_ms'))} | {fmt(m(w, '', s, 'big_errors'), 'count')} |")
+            summary.setdefault("bigvalue", {})[s] = {x: m(w, "", s, x) for x in (
+                "big_gets", "big_mb_per_s", "big_get_p50_ms", "big_get_max_ms", "big_errors")}
+    if rows:
+        out.append("")
+        out.append("Big-value workload: the reader beside redis-benchmark (GETs of the large value done while "
+                   "redis-benchmark ran, its throughput, a GET's median time).")
+        out.append("")
+        out.append("| workload | setup | large GETs | MB/s | GET p50 ms | errors |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        out += rows
+
     text = "\n".join(out) + "\n"
     print(text)
     if a.markdown:

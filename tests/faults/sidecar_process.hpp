@@ -88,9 +88,7 @@ class sidecar_process {
         full["REDIS_SIDECAR_LOG_FORMAT"] = "text";
         full["REDIS_SIDECAR_MAX_DRAIN"] = "10s";
         // As in bridge_fixture: ctest's `mux:` run turns multiplexing on unless the test says.
-        if (const char* mux = std::getenv("RS_TEST_MULTIPLEX"); mux != nullptr && *mux != '\0') {
-            full["REDIS_SIDECAR_MULTIPLEX"] = mux;
-        }
+        if (multiplexing_run()) full["REDIS_SIDECAR_MULTIPLEX"] = "on";
         for (const auto& [k, v] : env) full[k] = v;
         process_.start({REDIS_SIDECAR_BINARY, "run"}, full);
         ASSERT_TRUE(eventually(

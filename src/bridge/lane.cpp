@@ -234,7 +234,7 @@ void lane::fail(std::string_view error) {
     notify_waiters();
 }
 
-void lane::enforce_write_deadline(unsigned limit) {
+void lane::enforce_deadlines(unsigned limit) {
     const bool write_stalled = write_watch_.stalled(writing_, limit);
     const bool mid_reply = conn_ && !paused_ && core_.mid_reply();
     if (read_watch_.stalled(mid_reply, limit) && !write_stalled && !broken()) {
@@ -277,14 +277,19 @@ void lane_set::prune() {
 
 std::shared_ptr<lane> lane_set::pick() {
     prune();
+    // Ordered by (streams a large value, commands in flight): a lane in the middle of a large
+    // value holds a new command for the rest of it, however few commands it has.
+    const auto load = [](const lane& l) {
+        return std::pair(l.streaming_large_reply(), l.commands_in_flight());
+    };
     std::shared_ptr<lane> best;
     std::size_t usable = 0;
     for (const auto& l : lanes_) {
         if (l->retiring()) continue;
         ++usable;
-        if (!best || l->commands_in_flight() < best->commands_in_flight()) best = l;
+        if (!best || load(*l) < load(*best)) best = l;
     }
-    if (!best || (best->commands_in_flight() > 0 && usable < count_)) {
+    if (!best || (load(*best) != std::pair(false, std::size_t{0}) && usable < count_)) {
         auto l = std::make_shared<lane>(ex_, pool_, stats_, mux::shared_options{});
         lanes_.push_back(l);
         l->open();
@@ -298,9 +303,9 @@ std::size_t lane_set::open() const {
         std::count_if(lanes_.begin(), lanes_.end(), [](const auto& l) { return !l->broken(); }));
 }
 
-void lane_set::enforce_write_deadline(unsigned limit) {
+void lane_set::enforce_deadlines(unsigned limit) {
     const auto lanes = lanes_;  // a failing lane calls its clients
-    for (const auto& l : lanes) l->enforce_write_deadline(limit);
+    for (const auto& l : lanes) l->enforce_deadlines(limit);
     prune();
 }
 

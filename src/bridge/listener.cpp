@@ -173,7 +173,7 @@ void listener::schedule_sweep() {
             }
             // enforce_write_deadline may end a session, which erases it from sessions_.
             for (auto& s : live) s->enforce_write_deadline(limit);
-            if (lanes_) lanes_->enforce_write_deadline(limit);
+            if (lanes_) lanes_->enforce_deadlines(limit);
             schedule_sweep();
         });
 }

@@ -16,6 +16,9 @@
 
 #include "bridge_fixture.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 namespace redis_sidecar::bridge_test {
 namespace {
 
@@ -868,6 +871,61 @@ TEST_F(bridge_fidelity, a_shared_connection_named_as_redirect_target_sends_nothi
     EXPECT_TRUE(b.silent_for(20ms));
     a.close();
     EXPECT_EQ(app_connection_ids().count(target), 1u) << "the shared connection outlives A";
+}
+
+// A client that picks a shared connection avoids one streaming a large value: its command
+// would wait for the whole transfer (here forever: the value's reader has stopped reading).
+TEST_F(bridge_fidelity, a_new_command_avoids_the_shared_connection_streaming_a_large_value) {
+    bridge_options options;
+    options.env["REDIS_SIDECAR_MULTIPLEX"] = "on";
+    options.env["REDIS_SIDECAR_SHARED_CONNECTIONS"] = "2";
+    options.env["REDIS_SOCKET_TIMEOUT"] = "60s";  // the stopped reader is not cut off meanwhile
+    options.env["REDIS_SIDECAR_HEALTH_CHECK_INTERVAL"] = "600s";
+    ASSERT_NO_FATAL_FAILURE(start(options));
+    constexpr std::size_t size = 64u * 1024 * 1024;
+    ASSERT_TRUE(redis().cli({"SETRANGE", "big", std::to_string(size - 1), "x"}).ok());
+
+    // A's GET opens the first shared connection; A reads the reply's first bytes, then stops.
+    // Bytes read straight from a socket, at most `limit`; 0 at the deadline or the end.
+    const auto recv_some = [](int fd, std::string& into, std::size_t limit) -> std::size_t {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10'000) != 1) return 0;
+        const auto n = ::recv(fd, into.data(), std::min(limit, into.size()), MSG_DONTWAIT);
+        return n > 0 ? static_cast<std::size_t>(n) : 0;
+    };
+    auto a = client();
+    a.send({"GET", "big"});
+    std::string head(64, '\0');
+    const std::size_t first = recv_some(a.fd(), head, head.size());
+    ASSERT_GT(first, 0u) << "the big reply did not begin";
+    // C's slow script (2 s; the server runs nothing else meanwhile) opens the second one.
+    auto c = client();
+    c.send({"EVAL",
+            "local t = redis.call('TIME') local s = t[1] * 1e6 + t[2] repeat local n = "
+            "redis.call('TIME') until n[1] * 1e6 + n[2] - s > 2e6 return 1",
+            "0"});
+    std::this_thread::sleep_for(200ms);  // C's command reaches the sidecar first
+    // Both connections have one command in flight; only the second answers anything soon.
+    auto b = client();
+    EXPECT_EQ(render(b.call({"PING"}, 10s)), "+PONG")
+        << "B's command queued behind a 64 MB reply nobody reads";
+    EXPECT_EQ(render(c.read(10s)), ":1");
+
+    // A reads the rest: all of it arrives, in one piece.
+    const std::string header = "$" + std::to_string(size) + "\r\n";
+    const std::size_t whole = header.size() + size + 2;
+    std::size_t got = first;
+    std::string buf(1 << 20, '\0');
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (got < whole && std::chrono::steady_clock::now() < deadline) {
+        const std::size_t n = recv_some(a.fd(), buf, whole - got);
+        if (n == 0) break;
+        got += n;
+    }
+    EXPECT_EQ(got, whole);
+    EXPECT_EQ(head.substr(0, std::min(first, header.size())),
+              header.substr(0, std::min(first, header.size())));
+    EXPECT_EQ(render(a.call({"PING"})), "+PONG");
 }
 
 // ---------------------------------------------------------------------------------------------

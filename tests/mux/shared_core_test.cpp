@@ -171,6 +171,12 @@ TEST(shared_core, large_reply_streams_to_its_client_while_others_wait) {
             EXPECT_EQ(pieces[0].replies_completed, 0u);
             EXPECT_TRUE(core.mid_reply());
             EXPECT_EQ(core.in_flight(2), 1u);
+            // What of the value is still to come, from its $N header on.
+            const std::size_t header = bulk(big).size() - big.size() - 2;
+            const std::size_t seen = at + bytes.size();
+            if (seen >= header) {
+                EXPECT_EQ(core.reply_payload_remaining(), big.size() - (seen - header));
+            }
         }
         for (const auto& p : pieces) {
             if (p.client == 1) {
@@ -186,6 +192,7 @@ TEST(shared_core, large_reply_streams_to_its_client_while_others_wait) {
     EXPECT_EQ(got[2], bulk("s"));
     EXPECT_EQ(got[3], "+PONG\r\n");
     EXPECT_EQ(core.commands_in_flight(), 0u);
+    EXPECT_EQ(core.reply_payload_remaining(), 0u);
 }
 
 TEST(shared_core, command_limit_refuses_then_accepts_after_replies) {

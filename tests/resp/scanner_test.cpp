@@ -540,12 +540,16 @@ TEST(scanner, reply_bulk_of_100mb_in_64k_chunks) {
     const std::string header = "$" + std::to_string(payload) + "\r\n";
     scanner s(direction::reply);
     const std::size_t before = g_allocations.load();
+    EXPECT_EQ(s.payload_remaining(), 0u);
     ASSERT_EQ(s.scan(header).status, scan_status::need_more);
+    EXPECT_EQ(s.payload_remaining(), payload);  // known from the header
     for (std::size_t sent = 0; sent < payload; sent += chunk) {
         ASSERT_EQ(s.scan(chunk_buffer).status, scan_status::need_more);
+        ASSERT_EQ(s.payload_remaining(), payload - sent - chunk);
     }
     // The next frame in the same buffer is not consumed.
     const scan_result r = s.scan("\r\n+OK\r\n");
+    EXPECT_EQ(s.payload_remaining(), 0u);
     EXPECT_EQ(g_allocations.load() - before, 0u);
     EXPECT_EQ(r.status, scan_status::frame_done);
     EXPECT_EQ(r.consumed, 2u);

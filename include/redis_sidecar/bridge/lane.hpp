@@ -94,11 +94,19 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     bool retiring() const { return retiring_; }
     std::size_t commands_in_flight() const { return core_.commands_in_flight(); }
     std::size_t in_flight(mux::client_id id) const { return core_.in_flight(id); }
+    /// A value of at least this many bytes still to stream makes a lane a poor choice: every
+    /// command submitted now waits for its whole transfer (256 KiB: about 2 ms on a 1 Gbit/s
+    /// link, far longer than a small command's round trip).
+    static constexpr std::uint64_t large_reply_bytes = std::uint64_t{256} * 1024;
+    /// True while the lane streams a bulk string with large_reply_bytes or more still to come.
+    bool streaming_large_reply() const {
+        return core_.reply_payload_remaining() >= large_reply_bytes;
+    }
     /// The deadlines (the listener's sweep): a write pending at `limit` sweeps breaks the lane,
     /// and so does a reply begun and not finished for as long (while the lane is reading, not
     /// paused behind a slow client). Waiting for a reply to begin is not timed, as on a
     /// dedicated connection.
-    void enforce_write_deadline(unsigned limit);
+    void enforce_deadlines(unsigned limit);
     /// Closes the lane now: its clients' commands in flight get the error.
     void close();
 
@@ -135,8 +143,9 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
 };
 
 /// The shared connections of one listener: up to `count` lanes, opened lazily; a client
-/// without commands in flight goes to the lane with the fewest commands in flight (a new one
-/// while fewer than `count` are open and all are busy).
+/// without commands in flight goes to the lane with the fewest commands in flight, avoiding
+/// one that streams a large value (a new lane while fewer than `count` are open and all are
+/// busy).
 class lane_set {
   public:
     lane_set(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool, bridge_stats* stats,
@@ -149,8 +158,8 @@ class lane_set {
     mux::client_id next_id() { return ++last_id_; }
     /// Lanes open (not broken, not retired).
     std::size_t open() const;
-    /// The listener's sweep.
-    void enforce_write_deadline(unsigned limit);
+    /// The listener's sweep: each lane's deadlines.
+    void enforce_deadlines(unsigned limit);
     void close_all();
 
   private:

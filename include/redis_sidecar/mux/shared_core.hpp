@@ -139,6 +139,10 @@ class shared_core {
     std::size_t clients_in_flight() const { return per_client_.size(); }
     /// True between the first and the last byte of a reply.
     bool mid_reply() const { return mid_reply_; }
+    /// Bytes of the bulk string being routed still to come (0 between bulk strings): a lane
+    /// about to stream a large value for a while says so before its clients' next commands
+    /// queue behind it.
+    std::uint64_t reply_payload_remaining() const { return replies_.payload_remaining(); }
     /// The limits in force.
     const shared_limits& limits() const { return options_.limits; }
 

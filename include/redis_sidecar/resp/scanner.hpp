@@ -176,6 +176,11 @@ class scanner {
     }
     /// The byte that caused the error.
     char error_byte() const { return error_byte_; }
+    /// Bytes of the bulk payload being scanned still to come (its CRLF not counted); 0 outside
+    /// a payload. From the `$N` header, so a large value is known as soon as it begins.
+    std::uint64_t payload_remaining() const {
+        return state_ == state::payload ? static_cast<std::uint64_t>(remaining_) : 0;
+    }
     /// A reply to send a client after an error, e.g. "-ERR Protocol error: expected '$', got
     /// 'x'\r\n" (the byte is named for expected_bulk, unexpected_command_type and
     /// invalid_reply_type, escaped as \xHH when not printable). Allocates; error path only.

@@ -81,6 +81,8 @@ void pins(registry& r, const family& f, const stats_view& v) {
     for (std::size_t i = 1; i < p.size(); ++i) {
         const std::string_view reason = i == bridge::bridge_stats::pin_large_command
                                             ? std::string_view("large_command")
+                                        : i == bridge::bridge_stats::pin_large_reply
+                                            ? std::string_view("large_reply")
                                             : mux::to_string(static_cast<mux::pin_reason>(i));
         r.set(f, {{"reason", std::string(reason)}}, static_cast<double>(p[i]));
     }

@@ -149,13 +149,15 @@ bool lane::on_upstream_data(upstream::connection&, std::string_view bytes) {
     const auto status = core_.feed_upstream(bytes, pieces_);
     bool completed = false;
     bool over_backlog = false;
+    // The bulk string still streaming (if any) is the last piece's.
+    const bool large_value = core_.mid_reply() && streaming_large_reply();
     for (const auto& p : pieces_) {
         completed = completed || p.replies_completed > 0;
         const auto it = clients_.find(p.client);
         if (it == clients_.end()) continue;  // the client left: its replies are dropped
         auto* client = it->second;
         if (core_.drained(p.client)) clients_.erase(it);
-        if (client->lane_bytes(p.bytes)) {
+        if (client->lane_bytes(p.bytes, large_value && &p == &pieces_.back())) {
             over_backlog = true;
             paused_by_ = p.client;
         }

@@ -440,7 +440,10 @@ void session::maybe_finish_pin() {
     flush_to_upstream();
 }
 
-bool session::lane_bytes(std::string_view bytes) {
+bool session::lane_bytes(std::string_view bytes, bool large_value) {
+    // A client that reads large values would hold every command queued behind each of them on
+    // its shared connection: its next commands go to a connection of its own.
+    if (large_value && mode_ == mux_mode::shared) pin(bridge_stats::pin_large_reply);
     incoming_.append(bytes);
     const bool over = incoming_.size() + pending_upstream_.size() > lane::max_client_backlog;
     pump();  // may end the session: nothing after this

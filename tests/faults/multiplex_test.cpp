@@ -109,6 +109,39 @@ TEST_F(multiplex, pinned_client_keeps_order_and_state) {
     EXPECT_EQ(d.call({"GET", "k"}).text(), "\"3\"");
 }
 
+// A client that reads a large value moves to a connection of its own once that reply has
+// arrived: each of its values would otherwise hold every command queued behind it on the
+// shared connection. A client reading values below lane::large_reply_bytes stays shared.
+TEST_F(multiplex, a_client_reading_a_large_value_moves_to_its_own_connection) {
+    start_sidecar("on");
+    constexpr std::size_t big = std::size_t{1} << 20;
+    constexpr std::size_t small = 64 * 1024;
+    ASSERT_TRUE(server_->cli({"SETRANGE", "big", std::to_string(big - 1), "x"}).ok());
+    ASSERT_TRUE(server_->cli({"SETRANGE", "small", std::to_string(small - 1), "x"}).ok());
+    const auto shared = [&] { return sc_.metric("redis_sidecar_commands_shared_total"); };
+    const std::string large_reply = "redis_sidecar_client_pins_total{reason=\"large_reply\"}";
+
+    auto s = resp_client::tcp(sc_.port());
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(s.call({"GET", "small"}).str.size(), small);
+    EXPECT_EQ(sc_.metric(large_reply), 0) << "64 KiB values are not large";
+
+    auto b = resp_client::tcp(sc_.port());
+    const double before = shared();
+    ASSERT_EQ(b.call({"GET", "big"}, 10s).str.size(), big);
+    EXPECT_EQ(shared(), before + 1) << "the first GET went shared";
+    EXPECT_EQ(sc_.metric(large_reply), 1) << sc_.nonzero_samples("redis_sidecar_client_pins_total");
+    // From now on b's commands go to its own connection, in order, the large value too.
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(b.call({"ECHO", std::to_string(i)}).text(), "\"" + std::to_string(i) + "\"");
+    }
+    ASSERT_EQ(b.call({"GET", "big"}, 10s).str.size(), big);
+    EXPECT_EQ(shared(), before + 1) << "b's later commands did not go shared";
+    // s is still shared.
+    ASSERT_EQ(s.call({"GET", "small"}).str.size(), small);
+    EXPECT_EQ(shared(), before + 2);
+    EXPECT_EQ(sc_.metric(large_reply), 1);
+}
+
 // A client in BLPOP holds its own connection; the shared clients go on meanwhile.
 TEST_F(multiplex, blocking_client_does_not_hold_shared_ones) {
     start_sidecar("on");

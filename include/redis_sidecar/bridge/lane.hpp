@@ -50,8 +50,9 @@ class lane_client {
     virtual ~lane_client() = default;
     /// Reply bytes for this client, in order (copied: `bytes` dies after the call). Returns
     /// whether the client's undelivered bytes now exceed lane::max_client_backlog. The client
-    /// may end (and be destroyed) in the call, after computing its answer.
-    virtual bool lane_bytes(std::string_view bytes) = 0;
+    /// may end (and be destroyed) in the call, after computing its answer. `large_value`: the
+    /// bytes are part of a bulk string with lane::large_reply_bytes or more still to come.
+    virtual bool lane_bytes(std::string_view bytes, bool large_value) = 0;
     /// The lane broke with `commands` of this client in flight: each gets `error` (a whole
     /// RESP error line); `partial_reply`: part of a reply was delivered, so the client must be
     /// closed instead.

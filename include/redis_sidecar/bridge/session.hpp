@@ -28,8 +28,9 @@ using local_socket = asio::generic::stream_protocol::socket;
 ///
 /// With multiplexing (session_context::lanes), a session starts shared: its whole shareable
 /// commands go to a lane (a shared upstream connection) and the lane's reply bytes for it come
-/// back in order; the first command that needs a connection of its own (mux::classify) pins
-/// it: once its shared replies have all arrived it leases a connection as above and keeps it.
+/// back in order; the first command that needs a connection of its own (mux::classify), or
+/// the first large value it reads (lane::large_reply_bytes), pins it: once its shared replies
+/// have all arrived it leases a connection as above and keeps it.
 class session final : public std::enable_shared_from_this<session>,
                       private upstream::reader,
                       private lane_client {
@@ -79,7 +80,7 @@ class session final : public std::enable_shared_from_this<session>,
     mux::classification classify_command(std::string_view command) const;
     void pin(std::size_t reason);
     void maybe_finish_pin();
-    bool lane_bytes(std::string_view bytes) override;
+    bool lane_bytes(std::string_view bytes, bool large_value) override;
     void lane_lost(std::size_t commands, bool partial_reply, std::string_view error) override;
     void lane_room() override;
 

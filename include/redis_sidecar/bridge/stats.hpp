@@ -40,10 +40,12 @@ struct bridge_stats {
     std::uint64_t lane_batch_commands = 0;  ///< commands in those writes
     std::uint64_t lane_breaks = 0;          ///< shared connections that broke
     std::uint64_t lane_commands_lost = 0;   ///< commands answered "upstream connection lost"
-    /// Clients moved to a dedicated connection, by mux::pin_reason; the last entry counts a
-    /// command too large to share (pin_large_command).
-    std::array<std::uint64_t, 8> pins{};
+    /// Clients moved to a dedicated connection, by mux::pin_reason; the last two entries count
+    /// a command too large to share (pin_large_command) and a client reading a large value
+    /// (pin_large_reply).
+    std::array<std::uint64_t, 9> pins{};
     static constexpr std::size_t pin_large_command = 7;
+    static constexpr std::size_t pin_large_reply = 8;
     // Cluster mode.
     std::uint64_t cluster_rewrites = 0;        ///< topology replies rewritten to local ports
     std::uint64_t cluster_redirects = 0;       ///< MOVED/ASK rewritten to local ports

@@ -93,7 +93,7 @@ class child_process {
     /// Returns the stored status if it was already reaped; nullopt if it was never started.
     std::optional<int> wait_exit(std::chrono::milliseconds timeout);
 
-    /// SIGTERM (plus SIGCONT, in case it is stopped), up to `grace` for it to exit, then SIGKILL
+    /// SIGCONT (in case it is stopped) then SIGTERM, up to `grace` for it to exit, then SIGKILL
     /// to its whole process group; always reaps. Returns the status as wait_exit() does. A child
     /// still running at the deadline is described on stderr (threads, states, kernel stacks);
     /// one caught in LeakSanitizer's at-exit check (a known sanitizer hang) counts as status 0.

@@ -291,7 +291,8 @@ std::shared_ptr<lane> lane_set::pick() {
         ++usable;
         if (!best || load(*l) < load(*best)) best = l;
     }
-    if (!best || (load(*best) != std::pair(false, std::size_t{0}) && usable < count_)) {
+    const bool busy = best && (best->streaming_large_reply() || best->commands_in_flight() > 0);
+    if (!best || (busy && usable < count_)) {
         auto l = std::make_shared<lane>(ex_, pool_, stats_, mux::shared_options{});
         lanes_.push_back(l);
         l->open();

@@ -93,6 +93,17 @@ void handshake_duration(registry& r, const family& f, const stats_view& v) {
     r.set_histogram(f, upstream::latency_histogram::bounds, h.counts, h.sum_seconds);
 }
 
+void shared_connections(registry& r, const family& f, const stats_view& v) {
+    const auto& open = v.bridge.lanes_open;
+    r.set(f, {{"protocol", "2"}}, static_cast<double>(open[0]));
+    r.set(f, {{"protocol", "3"}}, static_cast<double>(open[1]));
+}
+
+void shared_batch_commands(registry& r, const family& f, const stats_view& v) {
+    const auto& h = v.bridge.lane_batches;
+    r.set_histogram(f, bridge::batch_histogram::bounds, h.counts, h.sum);
+}
+
 void role(registry& r, const family& f, const stats_view& v) {
     r.set(f, {{"role", v.pool.role.empty() ? "unknown" : v.pool.role}}, 1);
 }
@@ -278,8 +289,9 @@ const exported app_exports[] = {
 
     // Multiplexing (REDIS_SIDECAR_MULTIPLEX=on).
     {{"redis_sidecar_shared_connections", gauge,
-      "Upstream connections shared by clients (multiplexing)."},
-     bridge<&B::lanes_open>},
+      "Upstream connections shared by clients (multiplexing), by the protocol they speak (2: "
+      "RESP2, 3: RESP3).", {"protocol"}},
+     nullptr, shared_connections},
     {{"redis_sidecar_commands_shared_total", counter,
       "Commands sent on a shared upstream connection (the rest of "
       "redis_sidecar_commands_forwarded_total went on clients' dedicated connections)."},
@@ -288,13 +300,10 @@ const exported app_exports[] = {
       "Clients moved from the shared connections to a dedicated one, by the first command's "
       "reason.", {"reason"}},
      nullptr, pins},
-    {{"redis_sidecar_shared_batches_total", counter,
-      "Writes to shared upstream connections (commands per write: "
-      "redis_sidecar_shared_batch_commands_total / this)."},
-     bridge<&B::lane_batches>},
-    {{"redis_sidecar_shared_batch_commands_total", counter,
-      "Commands written in those batches."},
-     bridge<&B::lane_batch_commands>},
+    {{"redis_sidecar_shared_batch_commands", metric_type::histogram,
+      "Commands per write to a shared upstream connection (what its clients sent during one "
+      "turn of the event loop)."},
+     nullptr, shared_batch_commands},
     {{"redis_sidecar_shared_connection_breaks_total", counter,
       "Shared upstream connections that broke; their commands in flight were answered "
       "'upstream connection lost'."},

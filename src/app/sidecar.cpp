@@ -152,7 +152,8 @@ int sidecar::run() {
                  {"REDIS_MAX_CONNECTIONS", std::to_string(s.pool.max_connections)},
                  {"shared", std::to_string(lanes)}});
         }
-        if (lanes > 0) listener_->enable_multiplex(lanes);
+        // Per protocol: RESP3 clients get lanes of their own, within the same bound.
+        if (lanes > 0) listener_->enable_multiplex(lanes, s.pool.max_connections - 1);
     }
     if (s.listen.tcp) listener_->listen_tcp(*s.listen.tcp);
     if (s.listen.unix_path) listener_->listen_unix(*s.listen.unix_path);

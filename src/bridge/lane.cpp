@@ -23,11 +23,13 @@ constexpr int max_broken_leases = 3;
 lane::lane(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool, bridge_stats* stats,
            mux::shared_options options)
     : ex_(std::move(ex)), pool_(std::move(pool)), stats_(stats), core_(options) {
-    ++stats_->lanes_open;
+    ++stats_->lanes_open.at(resp3() ? 1 : 0);
+    // A RESP3 lane switches its connection first; the reply goes to the lane itself (client 0).
+    if (options.resp3) core_.submit(own_id, hello3);
 }
 
 lane::~lane() {
-    if (!broken()) --stats_->lanes_open;
+    if (!broken()) --stats_->lanes_open.at(resp3() ? 1 : 0);
     if (conn_) {
         conn_->set_reader(nullptr);
         pool_->release(std::move(conn_), false);
@@ -120,8 +122,7 @@ void lane::schedule_flush() {
 void lane::flush() {
     if (writing_ || !conn_ || broken() || core_.pending_output() == 0) return;
     writing_bytes_ = core_.take_output();
-    ++stats_->lane_batches;
-    stats_->lane_batch_commands += submitted_since_flush_;
+    stats_->lane_batches.observe(submitted_since_flush_);
     submitted_since_flush_ = 0;
     writing_ = true;
     write_watch_.started();
@@ -153,6 +154,10 @@ bool lane::on_upstream_data(upstream::connection&, std::string_view bytes) {
     const bool large_value = core_.mid_reply() && streaming_large_reply();
     for (const auto& p : pieces_) {
         completed = completed || p.replies_completed > 0;
+        if (p.client == own_id) {
+            own_reply(p.bytes);
+            continue;
+        }
         const auto it = clients_.find(p.client);
         if (it == clients_.end()) continue;  // the client left: its replies are dropped
         auto* client = it->second;
@@ -177,6 +182,17 @@ bool lane::on_upstream_data(upstream::connection&, std::string_view bytes) {
         return false;
     }
     return true;
+}
+
+// The reply to the lane's own HELLO 3. Refused (a server older than Redis 6), the connection
+// stays RESP2, and so do the replies its clients get: their own HELLO 3 is refused the same way.
+void lane::own_reply(std::string_view bytes) {
+    if (own_reply_seen_ || bytes.empty()) return;
+    own_reply_seen_ = true;
+    if (bytes[0] == '-') {
+        log::warn("the upstream refused HELLO 3 on a shared connection; it stays RESP2",
+                  {{"reply", bytes.substr(0, std::min<std::size_t>(bytes.find('\r'), 200))}});
+    }
 }
 
 void lane::backlog_drained(mux::client_id id) {
@@ -210,7 +226,7 @@ void lane::maybe_retire() {
     if (!retiring_ || core_.commands_in_flight() > 0 || writing_) return;
     auto c = std::move(conn_);
     c->set_reader(nullptr);
-    pool_->release(std::move(c), true);
+    pool_->release(std::move(c), !resp3());  // a RESP3 connection is nobody else's
     fail(reply_connection_lost);  // nothing is in flight: nobody gets it; waiters move on
 }
 
@@ -221,7 +237,7 @@ void lane::fail(std::string_view error) {
     if (broken()) return;
     auto keep = shared_from_this();
     const auto lost = core_.broken();
-    --stats_->lanes_open;
+    --stats_->lanes_open.at(resp3() ? 1 : 0);
     if (conn_) {
         ++stats_->lane_breaks;
         conn_->set_reader(nullptr);
@@ -259,11 +275,12 @@ void lane::close() {
 // lane_set
 
 lane_set::lane_set(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool,
-                   bridge_stats* stats, std::size_t count)
+                   bridge_stats* stats, std::size_t count, std::size_t max_total)
     : ex_(std::move(ex)),
       pool_(std::move(pool)),
       stats_(stats),
-      count_(std::max<std::size_t>(count, 1)) {}
+      count_(std::max<std::size_t>(count, 1)),
+      max_total_(std::max(max_total, count_)) {}
 
 lane_set::~lane_set() {
     try {
@@ -277,8 +294,9 @@ void lane_set::prune() {
     std::erase_if(lanes_, [](const auto& l) { return l->broken(); });
 }
 
-std::shared_ptr<lane> lane_set::pick() {
+std::shared_ptr<lane> lane_set::pick(int protocol) {
     prune();
+    const bool resp3 = protocol == 3;
     // Ordered by (streams a large value, commands in flight): a lane in the middle of a large
     // value holds a new command for the rest of it, however few commands it has.
     const auto load = [](const lane& l) {
@@ -287,18 +305,19 @@ std::shared_ptr<lane> lane_set::pick() {
     std::shared_ptr<lane> best;
     std::size_t usable = 0;
     for (const auto& l : lanes_) {
-        if (l->retiring()) continue;
+        if (l->retiring() || l->resp3() != resp3) continue;
         ++usable;
         if (!best || load(*l) < load(*best)) best = l;
     }
     const bool busy = best && (best->streaming_large_reply() || best->commands_in_flight() > 0);
-    if (!best || (busy && usable < count_)) {
-        auto l = std::make_shared<lane>(ex_, pool_, stats_, mux::shared_options{});
-        lanes_.push_back(l);
-        l->open();
-        return l;
-    }
-    return best;
+    if (best && (!busy || usable >= count_)) return best;
+    if (lanes_.size() >= max_total_) return best;  // null: no room for this protocol's first
+    mux::shared_options options;
+    options.resp3 = resp3;
+    auto l = std::make_shared<lane>(ex_, pool_, stats_, options);
+    lanes_.push_back(l);
+    l->open();
+    return l;
 }
 
 std::size_t lane_set::open() const {

@@ -95,8 +95,9 @@ void listener::listen_unix(const std::string& path) {
     accept_unix();
 }
 
-void listener::enable_multiplex(std::size_t shared_connections) {
-    lanes_ = std::make_unique<lane_set>(ex_, ctx_->pool, ctx_->stats, shared_connections);
+void listener::enable_multiplex(std::size_t shared_connections, std::size_t max_total) {
+    lanes_ =
+        std::make_unique<lane_set>(ex_, ctx_->pool, ctx_->stats, shared_connections, max_total);
     ctx_->lanes = lanes_.get();
 }
 

@@ -171,10 +171,31 @@ void session::acquire_upstream() {
 
 bool session::on_upstream_data(upstream::connection&, std::string_view bytes) {
     upstream_read_watch_.started();
+    if (hidden_reply_ && !skip_hidden_reply(bytes)) return !finished_;
     pending_upstream_ = bytes;
     upstream_paused_ = true;
     pump();
     return false;
+}
+
+// The reply to the sidecar's HELLO 3 (maybe_finish_pin) is cut off the front of `bytes`.
+// False while it is still arriving (or the bytes held nothing else).
+bool session::skip_hidden_reply(std::string_view& bytes) {
+    const auto r = hidden_scan_.scan(bytes);
+    if (r.status == resp::scan_status::error) {
+        ++ctx_->stats->reply_framing_errors;
+        log::warn("the upstream's reply to HELLO 3 is not RESP; closing the client");
+        core_.upstream_failed();
+        finish();
+        return false;
+    }
+    if (r.status == resp::scan_status::need_more) return false;
+    hidden_reply_ = false;
+    if (hidden_scan_.info().type == '-') {
+        log::warn("the upstream refused HELLO 3 on a client's connection; it stays RESP2");
+    }
+    bytes.remove_prefix(r.consumed);
+    return !bytes.empty();
 }
 
 void session::on_upstream_error(upstream::connection&, std::error_code ec) {
@@ -309,6 +330,11 @@ void session::recycle() {
     if (!up_) return;
     auto c = std::move(up_);
     c->set_reader(nullptr);
+    if (hidden_reply_) {  // the recycler could not tell that reply from the client's
+        ++ctx_->stats->discarded;
+        ctx_->pool->release(std::move(c), false);
+        return;
+    }
     const auto d = core_.release(upstream_writing_, !pending_upstream_.empty(), c->broken(),
                                  c->info().client_id);
     auto& pool = *ctx_->pool;
@@ -361,14 +387,17 @@ void session::submit_shared() {
             pin(static_cast<std::size_t>(c.reason));
             break;
         }
-        const auto outcome = submit_one(command);
+        const auto outcome = submit_one(command, c.protocol != 0 ? c.protocol : mux_protocol_);
         if (outcome == submitted::wait) {
             scan_pos_ = start;  // scanned again once there is room
             mux_scan_.reset();
             break;
         }
-        if (outcome == submitted::pin) {
-            pin(static_cast<std::size_t>(mux::pin_reason::unknown));
+        if (outcome == submitted::pin || outcome == submitted::no_lane) {
+            // no_lane: every lane the sidecar may open speaks the other protocol.
+            pin(static_cast<std::size_t>(outcome == submitted::pin
+                                             ? mux::pin_reason::unknown
+                                             : mux::pin_reason::connection_state));
             break;
         }
         start = scan_pos_;
@@ -380,14 +409,23 @@ void session::submit_shared() {
     if (mode_ == mux_mode::pinning) maybe_finish_pin();
 }
 
-session::submitted session::submit_one(std::string_view command) {
+session::submitted session::submit_one(std::string_view command, int protocol) {
     for (int attempt = 0; attempt < 4; ++attempt) {
-        // Between commands a client may take any lane; with commands in flight it stays on
-        // its lane, so its replies come back in order.
-        if (!lane_ || lane_->in_flight(mux_id_) == 0) lane_ = ctx_->lanes->pick();
+        // Between commands a client may take any lane of its protocol; with commands in flight
+        // it stays on its lane, so its replies come back in order. A HELLO that switches
+        // protocol waits for the replies on the old protocol's lane first.
+        const bool switching = lane_ && lane_->resp3() != (protocol == 3);
+        if (switching && lane_->in_flight(mux_id_) > 0) {
+            waiting_room_ = true;
+            lane_->wait_for_room(mux_id_, this);
+            return submitted::wait;
+        }
+        if (!lane_ || lane_->in_flight(mux_id_) == 0) lane_ = ctx_->lanes->pick(protocol);
+        if (!lane_) return submitted::no_lane;
         switch (lane_->submit(mux_id_, this, command)) {
             case mux::submit_status::accepted:
                 ++ctx_->stats->commands_shared;
+                mux_protocol_ = protocol;
                 return submitted::ok;
             case mux::submit_status::full:
                 waiting_room_ = true;
@@ -436,6 +474,11 @@ void session::maybe_finish_pin() {
     if (lane_) {
         lane_->forget(mux_id_);
         lane_.reset();
+    }
+    if (mux_protocol_ == 3) {
+        // The client switched to RESP3 on a lane; its connection must speak it too.
+        core_.upstream_output().insert(0, lane::hello3);
+        hidden_reply_ = true;
     }
     flush_to_upstream();
 }

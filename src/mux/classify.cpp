@@ -333,14 +333,13 @@ bool has_block_option(std::span<const std::string_view> args) {
 }
 
 // HELLO [protover [AUTH user pass] [SETNAME name]].
-classification classify_hello(std::span<const std::string_view> args, const client_state& c) {
-    constexpr classification shareable{route::shareable, pin_reason::none};
+classification classify_hello(std::span<const std::string_view> args) {
     constexpr classification pinned_state{route::dedicated, pin_reason::connection_state};
-    if (args.empty()) return shareable;  // information only: the protocol stays
-    const auto version = args[0];
-    const bool same_protocol = version.size() == 1 && version[0] - '0' == c.protocol;
-    if (!same_protocol || args.size() > 1) return pinned_state;  // switches, AUTH or SETNAME
-    return shareable;
+    if (args.empty()) return {route::shareable, pin_reason::none};    // information only
+    if (args.size() > 1 || args[0].size() != 1) return pinned_state;  // AUTH, SETNAME, "02"
+    const int version = args[0][0] - '0';
+    if (version != 2 && version != 3) return pinned_state;  // Redis answers NOPROTO
+    return {route::shareable, pin_reason::none, version};
 }
 
 }  // namespace
@@ -386,8 +385,7 @@ bool depends_on_arguments(std::string_view name) {
     return row != nullptr && row->how != rule::fixed;
 }
 
-classification classify(std::string_view name, std::span<const std::string_view> args,
-                        const client_state& client) {
+classification classify(std::string_view name, std::span<const std::string_view> args) {
     const auto* row = find_command(name);
     if (row == nullptr || name.find('|') != std::string_view::npos) {
         return {route::dedicated, pin_reason::unknown};
@@ -413,7 +411,7 @@ classification classify(std::string_view name, std::span<const std::string_view>
             if (has_block_option(args)) return {route::dedicated, pin_reason::blocking};
             break;
         case rule::hello:
-            return classify_hello(args, client);
+            return classify_hello(args);
     }
     return {row->where, row->reason};
 }

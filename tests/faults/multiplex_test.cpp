@@ -23,6 +23,12 @@ using bridge_test::resp_client;
 
 const std::string password = "multiplex-test-password-0123";
 
+/// The value of one sample (`name{labels}` exactly) in /metrics text; -1 when absent.
+double sample(const std::string& text, const std::string& series) {
+    const auto at = text.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
 class multiplex : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -74,10 +80,20 @@ TEST_F(multiplex, many_clients_share_few_upstream_connections) {
     EXPECT_LE(conns, 4) << "2 shared + the idle minimum";
     EXPECT_GE(sc_.metric("redis_sidecar_commands_shared_total"), 60000);
     EXPECT_EQ(sc_.metric("redis_sidecar_shared_connections"), 2);
-    const double batches = sc_.metric("redis_sidecar_shared_batches_total");
+    // The batch-size histogram: 300 clients each waiting for one reply write many commands
+    // per turn of the loop, so some writes carry more than one command.
+    const double batches = sc_.metric("redis_sidecar_shared_batch_commands_count");
     ASSERT_GT(batches, 0);
-    figure("commands per shared write",
-           sc_.metric("redis_sidecar_shared_batch_commands_total") / batches, "");
+    const double commands = sc_.metric("redis_sidecar_shared_batch_commands_sum");
+    EXPECT_GE(commands, 60000) << "every shared command is in one write";
+    figure("commands per shared write", commands / batches, "");
+    const std::string text = sc_.metrics();
+    const double writes_of_one =
+        sample(text, "redis_sidecar_shared_batch_commands_bucket{le=\"1\"}");
+    EXPECT_GE(writes_of_one, 0) << text;
+    EXPECT_LT(writes_of_one, batches) << "no write carried more than one command";
+    EXPECT_EQ(sample(text, "redis_sidecar_shared_batch_commands_bucket{le=\"+Inf\"}"), batches)
+        << "cumulative buckets";
 }
 
 // A client's shared commands, then a transaction and SELECT (pinned: transaction), keep their
@@ -192,6 +208,134 @@ TEST_F(multiplex, off_leases_one_connection_per_client) {
     }
     EXPECT_GE(upstream_connections(), 10);
     EXPECT_EQ(sc_.metric("redis_sidecar_commands_shared_total"), 0);
+}
+
+/// Sends one command and returns its reply's bytes as they came.
+std::string call_raw(resp_client& c, const std::vector<std::string>& args) {
+    c.send(args);
+    return c.read_raw();
+}
+
+// RESP3 clients (HELLO 3) share RESP3 connections and RESP2 clients RESP2 ones, with commands
+// of both in flight at once: each client gets its own protocol's reply shapes, nobody pins,
+// and 6 RESP3 clients use at most the 2 shared connections of their protocol.
+TEST_F(multiplex, resp3_clients_share_resp3_connections) {
+    start_sidecar("on");
+    ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
+    std::vector<resp_client> resp3;
+    std::vector<resp_client> resp2;
+    for (int i = 0; i < 6; ++i) resp3.push_back(resp_client::tcp(sc_.port()));
+    for (int i = 0; i < 2; ++i) resp2.push_back(resp_client::tcp(sc_.port()));
+    for (auto& c : resp3) c.send({"HELLO", "3"});
+    for (auto& c : resp2) c.send({"PING"});
+    for (auto& c : resp3) {
+        const auto hello = c.read_raw();
+        EXPECT_EQ(hello.substr(0, 1), "%") << hello;
+        EXPECT_NE(hello.find("$5\r\nproto\r\n:3\r\n"), std::string::npos) << hello;
+    }
+    for (auto& c : resp2) EXPECT_EQ(c.read_raw(), "+PONG\r\n");
+    for (int round = 0; round < 3; ++round) {
+        for (auto& c : resp3)
+            c.send_raw(bridge_test::encode_command({"HGETALL", "h"}) +
+                       bridge_test::encode_command({"GET", "missing"}));
+        for (auto& c : resp2)
+            c.send_raw(bridge_test::encode_command({"HGETALL", "h"}) +
+                       bridge_test::encode_command({"GET", "missing"}));
+        for (auto& c : resp3) {
+            EXPECT_EQ(c.read_raw(), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+            EXPECT_EQ(c.read_raw(), "_\r\n");
+        }
+        for (auto& c : resp2) {
+            EXPECT_EQ(c.read_raw(), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+            EXPECT_EQ(c.read_raw(), "$-1\r\n");
+        }
+    }
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total"), 0)
+        << sc_.nonzero_samples("redis_sidecar_client_pins_total");
+    EXPECT_GE(sc_.metric("redis_sidecar_commands_shared_total"), 6 * 7 + 2 * 7);
+    const auto list = server_->cli({"CLIENT", "LIST"}).out;
+    std::istringstream in(list);
+    int resp3_connections = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(" resp=3") != std::string::npos) ++resp3_connections;
+    }
+    EXPECT_GE(resp3_connections, 1) << list;
+    EXPECT_LE(resp3_connections, 2) << list;
+    const double shared3 =
+        sample(sc_.metrics(), "redis_sidecar_shared_connections{protocol=\"3\"}");
+    EXPECT_EQ(shared3, resp3_connections)
+        << "the gauge counts the RESP3 connections the server sees";
+}
+
+// One client pipelines across two protocol switches in one write: the HELLO 3 waits for the
+// RESP2 lane's reply, the HELLO 2 for the RESP3 lane's, and every reply keeps its place.
+TEST_F(multiplex, a_pipelined_protocol_switch_keeps_reply_order) {
+    start_sidecar("on");
+    ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
+    auto c = resp_client::tcp(sc_.port());
+    std::string pipeline;
+    for (const auto& cmd : std::vector<std::vector<std::string>>{{"SET", "k", "1"},
+                                                                 {"HELLO", "3"},
+                                                                 {"HGETALL", "h"},
+                                                                 {"GET", "missing"},
+                                                                 {"HELLO", "2"},
+                                                                 {"HGETALL", "h"},
+                                                                 {"GET", "missing"}}) {
+        pipeline += bridge_test::encode_command(cmd);
+    }
+    c.send_raw(pipeline);
+    EXPECT_EQ(c.read_raw(), "+OK\r\n");
+    EXPECT_EQ(c.read_raw().substr(0, 1), "%");
+    EXPECT_EQ(c.read_raw(), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_EQ(c.read_raw(), "_\r\n");
+    EXPECT_EQ(c.read_raw().substr(0, 1), "*");  // HELLO 2's reply, a flat array
+    EXPECT_EQ(c.read_raw(), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_EQ(c.read_raw(), "$-1\r\n");
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total"), 0)
+        << sc_.nonzero_samples("redis_sidecar_client_pins_total");
+}
+
+// A client that switched to RESP3 on a shared connection and then starts a transaction moves
+// to a connection of its own that speaks RESP3 too (the sidecar sends HELLO 3 there first and
+// the client never sees its reply).
+TEST_F(multiplex, a_resp3_client_that_pins_keeps_resp3) {
+    start_sidecar("on");
+    ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
+    auto c = resp_client::tcp(sc_.port());
+    EXPECT_EQ(c.call({"HELLO", "3"}).type, '%');
+    std::string pipeline;
+    for (const auto& cmd : std::vector<std::vector<std::string>>{
+             {"MULTI"}, {"HGETALL", "h"}, {"EXEC"}, {"GET", "missing"}, {"HGETALL", "h"}}) {
+        pipeline += bridge_test::encode_command(cmd);
+    }
+    c.send_raw(pipeline);
+    EXPECT_EQ(c.read_raw(), "+OK\r\n");
+    EXPECT_EQ(c.read_raw(), "+QUEUED\r\n");
+    EXPECT_EQ(c.read_raw(), "*1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_EQ(c.read_raw(), "_\r\n");
+    EXPECT_EQ(c.read_raw(), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_TRUE(c.silent_for(200ms)) << "nothing more: the sidecar's HELLO reply stays hidden";
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total"), 1);
+}
+
+// With room for one shared connection only (REDIS_MAX_CONNECTIONS=2: one stays for pinned
+// clients), a RESP2 client's lane takes it; a RESP3 client then gets a connection of its own
+// (pinned at its HELLO 3, reason connection_state) and still speaks RESP3.
+TEST_F(multiplex, a_resp3_client_pins_when_no_shared_connection_is_left_for_it) {
+    start_sidecar("on", {{"REDIS_MAX_CONNECTIONS", "2"}});
+    ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
+    auto two = resp_client::tcp(sc_.port());
+    EXPECT_EQ(call_raw(two, {"PING"}), "+PONG\r\n");
+    auto three = resp_client::tcp(sc_.port());
+    EXPECT_EQ(three.call({"HELLO", "3"}).type, '%');
+    EXPECT_EQ(call_raw(three, {"HGETALL", "h"}), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_EQ(call_raw(two, {"HGETALL", "h"}), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    const std::string text = sc_.metrics();
+    EXPECT_NE(text.find("redis_sidecar_client_pins_total{reason=\"connection_state\"} 1"),
+              std::string::npos)
+        << sc_.nonzero_samples("redis_sidecar_client_pins_total");
+    EXPECT_EQ(sample(text, "redis_sidecar_shared_connections{protocol=\"2\"}"), 1);
+    EXPECT_EQ(sample(text, "redis_sidecar_shared_connections{protocol=\"3\"}"), 0);
 }
 
 }  // namespace

@@ -366,7 +366,6 @@ TEST(classify, unknown_commands_are_dedicated) {
 struct argument_case {
     std::string_view name;
     std::vector<std::string_view> args;
-    int protocol;
     classification want;
 };
 
@@ -379,52 +378,50 @@ class argument_test : public ::testing::TestWithParam<argument_case> {};
 
 TEST_P(argument_test, classified) {
     const auto& c = GetParam();
-    EXPECT_EQ(classify(c.name, c.args, client_state{c.protocol}), c.want);
+    EXPECT_EQ(classify(c.name, c.args), c.want);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     cases, argument_test,
     ::testing::Values(
         // XREAD / XREADGROUP: blocking only with BLOCK before STREAMS.
-        argument_case{"xread", {"streams", "s", "0"}, 2, shareable},
-        argument_case{"xread", {"count", "10", "streams", "s", "0"}, 2, shareable},
-        argument_case{"XREAD", {"BLOCK", "0", "STREAMS", "s", "$"}, 2, blocking},
-        argument_case{"xread", {"count", "5", "Block", "100", "streams", "s", "$"}, 2, blocking},
-        argument_case{"xread", {"streams", "block", "0"}, 2, shareable},  // a key named block
-        argument_case{"xread", {}, 2, shareable},                         // Redis' syntax error
-        argument_case{"xreadgroup", {"group", "g", "c", "streams", "s", ">"}, 2, shareable},
+        argument_case{"xread", {"streams", "s", "0"}, shareable},
+        argument_case{"xread", {"count", "10", "streams", "s", "0"}, shareable},
+        argument_case{"XREAD", {"BLOCK", "0", "STREAMS", "s", "$"}, blocking},
+        argument_case{"xread", {"count", "5", "Block", "100", "streams", "s", "$"}, blocking},
+        argument_case{"xread", {"streams", "block", "0"}, shareable},  // a key named block
+        argument_case{"xread", {}, shareable},                         // Redis' syntax error
+        argument_case{"xreadgroup", {"group", "g", "c", "streams", "s", ">"}, shareable},
         argument_case{"xreadgroup",
                       {"GROUP", "block", "block", "STREAMS", "s", ">"},
-                      2,
                       shareable},  // a group and a consumer named block
         argument_case{"xreadgroup",
                       {"group", "g", "c", "noack", "block", "0", "streams", "s", ">"},
-                      2,
                       blocking},
         argument_case{"xreadgroup",
                       {"group", "g", "c", "count", "block", "streams", "s", ">"},
-                      2,
                       shareable},  // COUNT's value, however odd, is not the option
-        // HELLO: shareable only when it keeps the protocol and neither authenticates nor names.
-        argument_case{"hello", {}, 2, shareable}, argument_case{"hello", {}, 3, shareable},
-        argument_case{"hello", {"2"}, 2, shareable}, argument_case{"HELLO", {"3"}, 3, shareable},
-        argument_case{"hello", {"3"}, 2, state}, argument_case{"hello", {"2"}, 3, state},
-        argument_case{"hello", {"02"}, 2, state}, argument_case{"hello", {"x"}, 2, state},
-        argument_case{"hello", {"2", "auth", "u", "p"}, 2, state},
-        argument_case{"hello", {"3", "setname", "n"}, 3, state},
+        // HELLO: shareable unless it authenticates or names the connection; with a protocol
+        // version it must go to a shared connection of that protocol.
+        argument_case{"hello", {}, shareable},
+        argument_case{"hello", {"2"}, {route::shareable, pin_reason::none, 2}},
+        argument_case{"HELLO", {"3"}, {route::shareable, pin_reason::none, 3}},
+        argument_case{"hello", {"02"}, state}, argument_case{"hello", {"x"}, state},
+        argument_case{"hello", {"4"}, state},
+        argument_case{"hello", {"2", "auth", "u", "p"}, state},
+        argument_case{"hello", {"3", "setname", "n"}, state},
         // CLIENT: by subcommand; an unlisted one is unknown, none at all is connection state.
-        argument_case{"client", {"GetName"}, 2, shareable},
-        argument_case{"client", {"list", "type", "normal"}, 2, shareable},
-        argument_case{"client", {"id"}, 2, state},
-        argument_case{"client", {"reply", "off"}, 2, state},
-        argument_case{"client", {"tracking", "on", "redirect", "7"}, 2, state},
-        argument_case{"client", {"no-such-subcommand"}, 2, unknown},
-        argument_case{"client", {std::string_view("x|", 2)}, 2, unknown},
-        argument_case{"client", {std::string(100, 'a')}, 2, unknown},
-        argument_case{"client", {}, 2, state},
+        argument_case{"client", {"GetName"}, shareable},
+        argument_case{"client", {"list", "type", "normal"}, shareable},
+        argument_case{"client", {"id"}, state}, argument_case{"client", {"reply", "off"}, state},
+        argument_case{"client", {"tracking", "on", "redirect", "7"}, state},
+        argument_case{"client", {"no-such-subcommand"}, unknown},
+        argument_case{"client", {std::string_view("x|", 2)}, unknown},
+        argument_case{"client", {std::string(100, 'a')}, unknown},
+        argument_case{"client", {}, state},
         // Fixed rows ignore their arguments.
-        argument_case{"get", {"block"}, 2, shareable},
-        argument_case{"blpop", {"k", "0"}, 2, blocking}, argument_case{"select", {"0"}, 2, state}));
+        argument_case{"get", {"block"}, shareable}, argument_case{"blpop", {"k", "0"}, blocking},
+        argument_case{"select", {"0"}, state}));
 
 TEST(pin_reason, labels) {
     EXPECT_EQ(to_string(pin_reason::none), "none");

@@ -72,6 +72,10 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     /// write timeout, which then closes it).
     static constexpr std::size_t max_client_backlog = std::size_t{4} * 1024 * 1024;
 
+    /// The command a RESP3 lane sends first, and a session on a dedicated connection for a
+    /// client that switched to RESP3 on a lane (its reply is the sidecar's own).
+    static constexpr std::string_view hello3 = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+
     lane(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool, bridge_stats* stats,
          mux::shared_options options);
     ~lane() override;
@@ -88,6 +92,8 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     /// A client's backlog fell: resume reading if it was the reason for a pause.
     void backlog_drained(mux::client_id id);
 
+    /// The lane speaks RESP3 (it sent HELLO 3 before any client's command).
+    bool resp3() const { return core_.resp3(); }
     /// True once the lane broke (no new commands).
     bool broken() const { return core_.is_broken(); }
     /// True when the pool replaced its connections (failover, lifetime): no new clients; the
@@ -114,6 +120,9 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
   private:
     bool on_upstream_data(upstream::connection& c, std::string_view bytes) override;
     void on_upstream_error(upstream::connection& c, std::error_code ec) override;
+    /// The client id of the lane's own commands (HELLO 3); sessions' ids start at 1.
+    static constexpr mux::client_id own_id = 0;
+    void own_reply(std::string_view bytes);
     void schedule_flush();
     void flush();
     void fail(std::string_view error);
@@ -134,6 +143,7 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     bool paused_ = false;
     mux::client_id paused_by_ = 0;
     bool retiring_ = false;
+    bool own_reply_seen_ = false;
     std::string writing_bytes_;
     std::size_t writing_commands_ = 0;
     std::size_t submitted_since_flush_ = 0;
@@ -143,18 +153,19 @@ class lane final : public std::enable_shared_from_this<lane>, private upstream::
     std::vector<mux::routed_piece> pieces_;
 };
 
-/// The shared connections of one listener: up to `count` lanes, opened lazily; a client
-/// without commands in flight goes to the lane with the fewest commands in flight, avoiding
-/// one that streams a large value (a new lane while fewer than `count` are open and all are
-/// busy).
+/// The shared connections of one listener: up to `count` lanes per protocol (RESP2, RESP3),
+/// opened lazily, and at most `max_total` in all; a client without commands in flight goes to
+/// the lane of its protocol with the fewest commands in flight, avoiding one that streams a
+/// large value (a new lane while fewer than `count` are open and all are busy).
 class lane_set {
   public:
     lane_set(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool, bridge_stats* stats,
-             std::size_t count);
+             std::size_t count, std::size_t max_total);
     ~lane_set();
 
-    /// A lane to submit to; never null.
-    std::shared_ptr<lane> pick();
+    /// A lane of `protocol` (2 or 3) to submit to; null only when none of that protocol is
+    /// open and `max_total` lanes are (the client then takes a connection of its own).
+    std::shared_ptr<lane> pick(int protocol);
     /// A fresh client id.
     mux::client_id next_id() { return ++last_id_; }
     /// Lanes open (not broken, not retired).
@@ -170,6 +181,7 @@ class lane_set {
     std::shared_ptr<upstream::pool> pool_;
     bridge_stats* stats_;
     std::size_t count_;
+    std::size_t max_total_;
     mux::client_id last_id_ = 0;
     std::vector<std::shared_ptr<lane>> lanes_;
 };

@@ -38,8 +38,9 @@ class listener {
     void listen_unix(const std::string& path);
 
     /// REDIS_SIDECAR_MULTIPLEX=on: clients share up to `shared_connections` upstream
-    /// connections of the context's pool until a command pins them (see session).
-    void enable_multiplex(std::size_t shared_connections);
+    /// connections of the context's pool per protocol (RESP2, RESP3), `max_total` in all,
+    /// until a command pins them (see session).
+    void enable_multiplex(std::size_t shared_connections, std::size_t max_total);
 
     /// The bound TCP port (for tests binding port 0).
     std::uint16_t tcp_port() const;

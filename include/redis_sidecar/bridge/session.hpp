@@ -74,9 +74,10 @@ class session final : public std::enable_shared_from_this<session>,
     static constexpr std::size_t max_shared_command = 512 * 1024;
     /// Replies owed to the client beyond this stop its reading (it pipelines without reading).
     static constexpr std::size_t max_shared_backlog = 1024 * 1024;
-    enum class submitted : std::uint8_t { ok, wait, pin };
+    enum class submitted : std::uint8_t { ok, wait, pin, no_lane };
     void submit_shared();
-    submitted submit_one(std::string_view command);
+    submitted submit_one(std::string_view command, int protocol);
+    bool skip_hidden_reply(std::string_view& bytes);
     mux::classification classify_command(std::string_view command) const;
     void pin(std::size_t reason);
     void maybe_finish_pin();
@@ -121,6 +122,11 @@ class session final : public std::enable_shared_from_this<session>,
     bool waiting_room_ = false;  // a lane was full: wait for lane_room()
     std::string shared_in_;      // lane bytes being delivered (pending_upstream_ views it)
     std::string incoming_;       // lane bytes arrived since
+    int mux_protocol_ = 2;       // the protocol the client switched to on a lane (HELLO 2/3)
+    // Pinned after HELLO 3 on a lane: the dedicated connection gets a HELLO 3 of the sidecar's
+    // first; its reply is skipped here, before the core sees the connection's bytes.
+    bool hidden_reply_ = false;
+    resp::scanner hidden_scan_{resp::direction::reply, resp::scanner_options::for_replies()};
 };
 
 }  // namespace redis_sidecar::bridge

@@ -6,11 +6,27 @@
 
 namespace redis_sidecar::bridge {
 
+/// Commands per write to a shared connection (a lane holds at most 1,024 in flight, so the
+/// +Inf bucket stays empty).
+struct batch_histogram {
+    static constexpr std::array<double, 11> bounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+    std::array<std::uint64_t, bounds.size() + 1> counts{};  ///< per bucket, not cumulative
+    double sum = 0;
+
+    void observe(std::size_t commands) {
+        std::size_t i = 0;
+        while (i < bounds.size() && static_cast<double>(commands) > bounds[i]) ++i;
+        ++counts[i];
+        sum += static_cast<double>(commands);
+    }
+};
+
 /// The bridge's counters and gauges, read by /status and /metrics (on the bridge's thread).
 struct bridge_stats {
     // Gauges.
-    std::size_t clients = 0;     ///< local clients connected now
-    std::size_t lanes_open = 0;  ///< shared upstream connections (multiplexing)
+    std::size_t clients = 0;  ///< local clients connected now
+    /// Shared upstream connections (multiplexing): [0] RESP2, [1] RESP3.
+    std::array<std::size_t, 2> lanes_open{};
 
     // Counters.
     std::uint64_t clients_accepted = 0;
@@ -35,11 +51,10 @@ struct bridge_stats {
         0;  ///< clients closed: the upstream stopped taking bytes
     std::uint64_t upstream_read_timeouts = 0;  ///< clients closed: a reply stopped mid-way
     // Multiplexing (REDIS_SIDECAR_MULTIPLEX=on).
-    std::uint64_t commands_shared = 0;      ///< commands sent on a shared connection
-    std::uint64_t lane_batches = 0;         ///< writes to shared connections
-    std::uint64_t lane_batch_commands = 0;  ///< commands in those writes
-    std::uint64_t lane_breaks = 0;          ///< shared connections that broke
-    std::uint64_t lane_commands_lost = 0;   ///< commands answered "upstream connection lost"
+    std::uint64_t commands_shared = 0;     ///< commands sent on a shared connection
+    batch_histogram lane_batches;          ///< writes to shared connections, by commands
+    std::uint64_t lane_breaks = 0;         ///< shared connections that broke
+    std::uint64_t lane_commands_lost = 0;  ///< commands answered "upstream connection lost"
     /// Clients moved to a dedicated connection, by mux::pin_reason; the last two entries count
     /// a command too large to share (pin_large_command) and a client reading a large value
     /// (pin_large_reply).

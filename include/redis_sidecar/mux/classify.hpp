@@ -25,7 +25,7 @@ enum class pin_reason : std::uint8_t {
     pubsub,
     /// May block the connection (BLPOP …, WAIT, XREAD … BLOCK): everything behind it would wait.
     blocking,
-    /// Sets or reads state of the connection itself: SELECT, AUTH, HELLO that switches protocol,
+    /// Sets or reads state of the connection itself: SELECT, AUTH, HELLO with AUTH or SETNAME,
     /// READONLY, ASKING, RESET, QUIT, CLIENT (all but a few), replication handshakes.
     connection_state,
     /// Administration that may stall, crash or close the connection it arrives on: DEBUG,
@@ -48,8 +48,8 @@ enum class rule : std::uint8_t {
     subcommand,
     /// XREAD / XREADGROUP: blocking when a BLOCK option precedes STREAMS, else shareable.
     block_option,
-    /// HELLO: shareable when it neither switches protocol nor authenticates nor names the
-    /// connection (see classify()).
+    /// HELLO: shareable when it neither authenticates nor names the connection (see
+    /// classify()).
     hello,
 };
 
@@ -66,16 +66,12 @@ struct command_row {
 struct classification {
     route where = route::dedicated;
     pin_reason reason = pin_reason::unknown;
+    /// The protocol the shared connection must speak, 2 or 3, for a HELLO that names one (it
+    /// leaves the client speaking it); 0: the client's current protocol.
+    int protocol = 0;
 
     bool shareable() const { return where == route::shareable; }
     friend bool operator==(const classification&, const classification&) = default;
-};
-
-/// What classify() needs to know about the client.
-struct client_state {
-    /// The protocol the client speaks now (2, or 3 after HELLO 3); HELLO with another
-    /// protocol version switches it and is dedicated.
-    int protocol = 2;
 };
 
 /// The command table: every command of Redis 7.2 / 7.4 (and the hash-field TTL, stream and
@@ -93,11 +89,11 @@ bool depends_on_arguments(std::string_view name);
 
 /// The class of a command: `name` (any case) and the arguments after it (only those of the
 /// commands depends_on_arguments() names are read). Unknown commands are dedicated (unknown).
-/// HELLO: no protocol version (an information request) or the client's current one, without
-/// AUTH and SETNAME → shareable; anything else → dedicated (connection_state). Its reply
+/// HELLO: without a protocol version (an information request) → shareable; HELLO 2 or HELLO 3
+/// without AUTH and SETNAME → shareable on a shared connection of that protocol (`protocol`);
+/// anything else → dedicated (connection_state). Its reply
 /// carries the shared connection's `id` field; a client that hands that id to CLIENT TRACKING
 /// REDIRECT is already dedicated by the TRACKING.
-classification classify(std::string_view name, std::span<const std::string_view> args = {},
-                        const client_state& client = {});
+classification classify(std::string_view name, std::span<const std::string_view> args = {});
 
 }  // namespace redis_sidecar::mux

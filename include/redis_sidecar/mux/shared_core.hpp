@@ -145,6 +145,8 @@ class shared_core {
     std::uint64_t reply_payload_remaining() const { return replies_.payload_remaining(); }
     /// The limits in force.
     const shared_limits& limits() const { return options_.limits; }
+    /// The connection speaks RESP3 (shared_options::resp3).
+    bool resp3() const { return options_.resp3; }
 
   private:
     struct in_flight_command {

@@ -283,7 +283,8 @@ std::span<const setting> table() {
         {.key = "listen.shared_connections", .flag = "--shared-connections",
          .env = {"REDIS_SIDECAR_SHARED_CONNECTIONS"}, .parse = connections,
          .at = [](settings& s) -> member { return &s.listen.shared_connections; },
-         .help = "multiplexing: upstream connections shared by clients"},
+         .help = "multiplexing: upstream connections shared by clients, per protocol (RESP2, "
+                 "RESP3)"},
         {.key = "http.addr", .flag = "--http-addr", .env = {"REDIS_SIDECAR_HTTP_ADDR"},
          .parse = http_addr, .at = [](settings& s) -> member { return &s.http.addr; },
          .help = "probes and metrics host:port"},

@@ -27,10 +27,11 @@ using local_socket = asio::generic::stream_protocol::socket;
 /// Single-threaded (the io_context's).
 ///
 /// With multiplexing (session_context::lanes), a session starts shared: its whole shareable
-/// commands go to a lane (a shared upstream connection) and the lane's reply bytes for it come
-/// back in order; the first command that needs a connection of its own (mux::classify), or
-/// the first large value it reads (lane::large_reply_bytes), pins it: once its shared replies
-/// have all arrived it leases a connection as above and keeps it.
+/// commands go to a lane (a shared upstream connection) of its protocol (RESP2, or RESP3 after
+/// HELLO 3) and the lane's reply bytes for it come back in order; the first command that needs a
+/// connection of its own (mux::classify), or the first large value it reads
+/// (lane::large_reply_bytes), pins it: once its shared replies have all arrived it leases a
+/// connection as above and keeps it.
 class session final : public std::enable_shared_from_this<session>,
                       private upstream::reader,
                       private lane_client {

@@ -25,7 +25,9 @@ lane::lane(asio::any_io_executor ex, std::shared_ptr<upstream::pool> pool, bridg
     : ex_(std::move(ex)), pool_(std::move(pool)), stats_(stats), core_(options) {
     ++stats_->lanes_open.at(resp3() ? 1 : 0);
     // A RESP3 lane switches its connection first; the reply goes to the lane itself (client 0).
-    if (options.resp3) core_.submit(own_id, hello3);
+    if (options.resp3 && core_.submit(own_id, hello3) == mux::submit_status::accepted) {
+        ++submitted_since_flush_;
+    }
 }
 
 lane::~lane() {
@@ -160,12 +162,15 @@ bool lane::on_upstream_data(upstream::connection&, std::string_view bytes) {
         }
         const auto it = clients_.find(p.client);
         if (it == clients_.end()) continue;  // the client left: its replies are dropped
-        auto* client = it->second;
-        if (core_.drained(p.client)) clients_.erase(it);
-        if (client->lane_bytes(p.bytes, large_value && &p == &pieces_.back())) {
+        if (it->second->lane_bytes(p.bytes, large_value && &p == &pieces_.back())) {
             over_backlog = true;
             paused_by_ = p.client;
         }
+    }
+    // Only now: a client drained by this read may have had several pieces in it (its replies
+    // around another client's), and each must reach it.
+    for (const auto& p : pieces_) {
+        if (core_.drained(p.client)) clients_.erase(p.client);
     }
     if (status == mux::feed_status::violation) {
         ++stats_->reply_framing_errors;

@@ -425,6 +425,7 @@ session::submitted session::submit_one(std::string_view command, int protocol) {
         switch (lane_->submit(mux_id_, this, command)) {
             case mux::submit_status::accepted:
                 ++ctx_->stats->commands_shared;
+                if (protocol != mux_protocol_) switch_in_flight_ = true;
                 mux_protocol_ = protocol;
                 return submitted::ok;
             case mux::submit_status::full:
@@ -488,6 +489,8 @@ bool session::lane_bytes(std::string_view bytes, bool large_value) {
     // its shared connection: its next commands go to a connection of its own.
     if (large_value && mode_ == mux_mode::shared) pin(bridge_stats::pin_large_reply);
     incoming_.append(bytes);
+    // Nothing of the client's left in flight: the reply to its last protocol switch is in.
+    if (switch_in_flight_ && lane_ && lane_->in_flight(mux_id_) == 0) switch_in_flight_ = false;
     const bool over = incoming_.size() + pending_upstream_.size() > lane::max_client_backlog;
     pump();  // may end the session: nothing after this
     return over;
@@ -495,8 +498,10 @@ bool session::lane_bytes(std::string_view bytes, bool large_value) {
 
 void session::lane_lost(std::size_t commands, bool partial_reply, std::string_view error) {
     if (finished_) return;
-    if (partial_reply) {
-        // Part of a reply was written: no error can follow it in the same stream.
+    if (partial_reply || switch_in_flight_) {
+        // Part of a reply was written: no error can follow it in the same stream. Or a HELLO
+        // that switched the client's protocol may not have run, so the protocol it speaks is
+        // unknown: closed, as a dedicated connection's client is.
         core_.upstream_failed();
         finish();
         return;

@@ -338,5 +338,60 @@ TEST_F(multiplex, a_resp3_client_pins_when_no_shared_connection_is_left_for_it) 
     EXPECT_EQ(sample(text, "redis_sidecar_shared_connections{protocol=\"3\"}"), 0);
 }
 
+// Two clients' replies interleaved in one upstream read (X, Y, X) all arrive: a client whose
+// last reply is in a read is not forgotten at its first piece of it. A plain-TCP upstream
+// (TLS would hand over one record per read) is stopped while X, Y and X again send one command
+// each, so the server reads all three at once and writes their replies in one write.
+TEST_F(multiplex, replies_interleaved_in_one_read_reach_each_client) {
+    redis_server_options o;
+    o.requirepass = password;
+    redis_server plain(o);
+    plain.start();
+    sc_.start({{"REDIS_ADDR", plain.address()},
+               {"REDIS_PASSWORD", password},
+               {"REDIS_MIN_IDLE_CONNECTIONS", "1"},
+               {"REDIS_SIDECAR_MULTIPLEX", "on"},
+               {"REDIS_SIDECAR_SHARED_CONNECTIONS", "1"}});
+    auto x = resp_client::tcp(sc_.port());
+    auto y = resp_client::tcp(sc_.port());
+    ASSERT_EQ(call_raw(x, {"PING"}), "+PONG\r\n");  // the shared connection is open
+    ASSERT_EQ(call_raw(y, {"PING"}), "+PONG\r\n");
+    for (int round = 0; round < 3; ++round) {
+        plain.kill(SIGSTOP);
+        x.send({"ECHO", "x1"});
+        std::this_thread::sleep_for(50ms);  // each in its own write to the shared connection
+        y.send({"ECHO", "y1"});
+        std::this_thread::sleep_for(50ms);
+        x.send({"ECHO", "x2"});
+        std::this_thread::sleep_for(50ms);
+        plain.kill(SIGCONT);
+        EXPECT_EQ(x.read_raw(), "$2\r\nx1\r\n");
+        EXPECT_EQ(y.read_raw(), "$2\r\ny1\r\n");
+        EXPECT_EQ(x.read_raw(), "$2\r\nx2\r\n") << "round " << round;
+    }
+    EXPECT_EQ(sc_.metric("redis_sidecar_client_pins_total"), 0);
+}
+
+// A client whose HELLO 3 is lost with its shared connection (here: the new RESP3 connection
+// cannot be had) does not know which protocol it speaks: it is closed, as a client of a
+// dedicated connection would be, instead of being told an error and left on RESP3.
+TEST_F(multiplex, a_protocol_switch_lost_with_its_shared_connection_closes_the_client) {
+    start_sidecar("on", {{"REDIS_CONNECTION_TIMEOUT", "1s"}});
+    auto c = resp_client::tcp(sc_.port());
+    auto other = resp_client::tcp(sc_.port());
+    ASSERT_EQ(call_raw(c, {"PING"}), "+PONG\r\n");
+    ASSERT_EQ(call_raw(other, {"PING"}), "+PONG\r\n");
+    server_->kill(SIGKILL);
+    c.send({"HELLO", "3"});
+    std::string rest;
+    EXPECT_TRUE(c.wait_closed(15s, &rest)) << "still open; got: " << rest;
+    EXPECT_EQ(rest, "");
+    // A RESP2 client without a switch in flight stays connected and is told.
+    other.send({"GET", "k"});
+    const auto r = other.read(15s);
+    EXPECT_TRUE(r.is_error()) << r.text();
+    EXPECT_FALSE(other.wait_closed(200ms));
+}
+
 }  // namespace
 }  // namespace redis_sidecar::faults_test

@@ -119,11 +119,12 @@ class session final : public std::enable_shared_from_this<session>,
     mux::client_id mux_id_ = 0;
     std::shared_ptr<lane> lane_;  // the lane its shared commands are in flight on
     resp::scanner mux_scan_{resp::direction::command, resp::scanner_options::for_commands()};
-    std::size_t scan_pos_ = 0;   // bytes of core_.upstream_output() scanned by mux_scan_
-    bool waiting_room_ = false;  // a lane was full: wait for lane_room()
-    std::string shared_in_;      // lane bytes being delivered (pending_upstream_ views it)
-    std::string incoming_;       // lane bytes arrived since
-    int mux_protocol_ = 2;       // the protocol the client switched to on a lane (HELLO 2/3)
+    std::size_t scan_pos_ = 0;       // bytes of core_.upstream_output() scanned by mux_scan_
+    bool waiting_room_ = false;      // a lane was full: wait for lane_room()
+    std::string shared_in_;          // lane bytes being delivered (pending_upstream_ views it)
+    std::string incoming_;           // lane bytes arrived since
+    int mux_protocol_ = 2;           // the protocol the client switched to on a lane (HELLO 2/3)
+    bool switch_in_flight_ = false;  // that HELLO's reply has not arrived yet
     // Pinned after HELLO 3 on a lane: the dedicated connection gets a HELLO 3 of the sidecar's
     // first; its reply is skipped here, before the core sees the connection's bytes.
     bool hidden_reply_ = false;

@@ -29,6 +29,13 @@ double sample(const std::string& text, const std::string& series) {
     return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
 }
 
+/// Commands encoded one after the other: a pipeline sent in one write.
+std::string encode_all(const std::vector<std::vector<std::string>>& commands) {
+    std::string out;
+    for (const auto& cmd : commands) out += bridge_test::encode_command(cmd);
+    return out;
+}
+
 class multiplex : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -101,19 +108,15 @@ TEST_F(multiplex, many_clients_share_few_upstream_connections) {
 TEST_F(multiplex, pinned_client_keeps_order_and_state) {
     start_sidecar("on");
     auto c = resp_client::tcp(sc_.port());
-    std::string pipeline;
-    for (const auto& cmd : std::vector<std::vector<std::string>>{{"SET", "k", "1"},
-                                                                 {"INCR", "k"},
-                                                                 {"MULTI"},
-                                                                 {"INCR", "k"},
-                                                                 {"EXEC"},
-                                                                 {"SELECT", "1"},
-                                                                 {"GET", "k"},
-                                                                 {"SELECT", "0"},
-                                                                 {"GET", "k"}}) {
-        pipeline += bridge_test::encode_command(cmd);
-    }
-    c.send_raw(pipeline);
+    c.send_raw(encode_all({{"SET", "k", "1"},
+                           {"INCR", "k"},
+                           {"MULTI"},
+                           {"INCR", "k"},
+                           {"EXEC"},
+                           {"SELECT", "1"},
+                           {"GET", "k"},
+                           {"SELECT", "0"},
+                           {"GET", "k"}}));
     std::vector<std::string> got;
     for (int i = 0; i < 9; ++i) got.push_back(c.read().text());
     EXPECT_EQ(got, (std::vector<std::string>{"OK", "2", "OK", "QUEUED", "[3]", "OK", "(nil)", "OK",
@@ -273,17 +276,13 @@ TEST_F(multiplex, a_pipelined_protocol_switch_keeps_reply_order) {
     start_sidecar("on");
     ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
     auto c = resp_client::tcp(sc_.port());
-    std::string pipeline;
-    for (const auto& cmd : std::vector<std::vector<std::string>>{{"SET", "k", "1"},
-                                                                 {"HELLO", "3"},
-                                                                 {"HGETALL", "h"},
-                                                                 {"GET", "missing"},
-                                                                 {"HELLO", "2"},
-                                                                 {"HGETALL", "h"},
-                                                                 {"GET", "missing"}}) {
-        pipeline += bridge_test::encode_command(cmd);
-    }
-    c.send_raw(pipeline);
+    c.send_raw(encode_all({{"SET", "k", "1"},
+                           {"HELLO", "3"},
+                           {"HGETALL", "h"},
+                           {"GET", "missing"},
+                           {"HELLO", "2"},
+                           {"HGETALL", "h"},
+                           {"GET", "missing"}}));
     EXPECT_EQ(c.read_raw(), "+OK\r\n");
     EXPECT_EQ(c.read_raw().substr(0, 1), "%");
     EXPECT_EQ(c.read_raw(), "%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
@@ -303,12 +302,8 @@ TEST_F(multiplex, a_resp3_client_that_pins_keeps_resp3) {
     ASSERT_EQ(trim(server_->cli({"HSET", "h", "f", "v"}).out), "1");
     auto c = resp_client::tcp(sc_.port());
     EXPECT_EQ(c.call({"HELLO", "3"}).type, '%');
-    std::string pipeline;
-    for (const auto& cmd : std::vector<std::vector<std::string>>{
-             {"MULTI"}, {"HGETALL", "h"}, {"EXEC"}, {"GET", "missing"}, {"HGETALL", "h"}}) {
-        pipeline += bridge_test::encode_command(cmd);
-    }
-    c.send_raw(pipeline);
+    c.send_raw(
+        encode_all({{"MULTI"}, {"HGETALL", "h"}, {"EXEC"}, {"GET", "missing"}, {"HGETALL", "h"}}));
     EXPECT_EQ(c.read_raw(), "+OK\r\n");
     EXPECT_EQ(c.read_raw(), "+QUEUED\r\n");
     EXPECT_EQ(c.read_raw(), "*1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n");

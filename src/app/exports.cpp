@@ -226,7 +226,9 @@ const exported app_exports[] = {
       "Client commands forwarded to the upstream."},
      bridge<&B::commands_forwarded>},
     {{"redis_sidecar_commands_intercepted_total", counter,
-      "Client commands answered by the sidecar itself (AUTH, HELLO with AUTH, QUIT)."},
+      "Client commands the sidecar read whole before deciding (AUTH, HELLO, QUIT, RESET, "
+      "CLIENT): answered by the sidecar itself (local AUTH, QUIT, CLIENT MAINT_NOTIFICATIONS "
+      "refused) or forwarded."},
      bridge<&B::commands_intercepted>},
     {{"redis_sidecar_client_received_bytes_total", counter, "Bytes received from local clients."},
      bridge<&B::bytes_from_clients>},

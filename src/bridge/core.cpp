@@ -348,6 +348,21 @@ void client_core::handle_client(const std::vector<std::string>& args, std::strin
         answer_locally(resp3_ ? "_\r\n" : "$-1\r\n");
         return;
     }
+    if (sub == "maint_notifications") {
+        // Maintenance notifications (node-redis 5 asks for them with RESP3) tell a client to
+        // reconnect to another endpoint during maintenance: through the sidecar, which follows
+        // the upstream itself, the client must stay. Clients in "auto" mode ignore the error.
+        answer_locally(
+            "-ERR redis-sidecar: CLIENT MAINT_NOTIFICATIONS is not passed on: the sidecar "
+            "follows the upstream's maintenance and failovers itself\r\n");
+        if (!ctx_.maint_notifications_logged) {
+            ctx_.maint_notifications_logged = true;
+            log::info(
+                "a client asked for maintenance notifications (CLIENT MAINT_NOTIFICATIONS); "
+                "refused: the sidecar follows the upstream itself (logged once)");
+        }
+        return;
+    }
     if (sub == "setname") client_named_ = true;
     if (sub == "id" || sub == "info" || sub == "tracking") identity_exposed_ = true;
     if (sub == "tracking") {

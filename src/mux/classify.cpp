@@ -52,7 +52,7 @@ constexpr command_row rows[] = {
     pinned("client|no-touch", pin_reason::connection_state),
     shared("client|pause"),
     pinned("client|reply", pin_reason::connection_state),
-    pinned("client|setinfo", pin_reason::connection_state),
+    shared("client|setinfo"),
     pinned("client|setname", pin_reason::connection_state),
     pinned("client|tracking", pin_reason::connection_state),
     shared("client|trackinginfo"),

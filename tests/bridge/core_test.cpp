@@ -244,6 +244,12 @@ std::vector<core_case> cases() {
          "+PONG\r\n+RESET\r\n", true, kind::discard},
         {"getname_of_an_unnamed_client", cmd({"CLIENT", "GETNAME"}) + "CLIENT GETNAME\r\n", "", "",
          "$-1\r\n$-1\r\n"},
+        {"maint_notifications_are_refused_and_the_next_command_goes_on",
+         cmd({"CLIENT", "MAINT_NOTIFICATIONS", "ON", "moving-endpoint-type", "internal-ip"}) +
+             cmd({"GET", "k"}),
+         cmd({"GET", "k"}), "$1\r\nv\r\n",
+         "-ERR redis-sidecar: CLIENT MAINT_NOTIFICATIONS is not passed on: the sidecar follows "
+         "the upstream's maintenance and failovers itself\r\n$1\r\nv\r\n"},
         {"getname_after_setname_asks_the_upstream",
          cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}),
          cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}), "+OK\r\n$2\r\nme\r\n",

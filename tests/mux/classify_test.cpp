@@ -50,7 +50,7 @@ constexpr expected_row expected[] = {
     {"client|no-touch", route::dedicated, pin_reason::connection_state},
     {"client|pause", route::shareable, pin_reason::none},
     {"client|reply", route::dedicated, pin_reason::connection_state},
-    {"client|setinfo", route::dedicated, pin_reason::connection_state},
+    {"client|setinfo", route::shareable, pin_reason::none},
     {"client|setname", route::dedicated, pin_reason::connection_state},
     {"client|tracking", route::dedicated, pin_reason::connection_state},
     {"client|trackinginfo", route::shareable, pin_reason::none},

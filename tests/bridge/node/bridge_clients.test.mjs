@@ -9,39 +9,15 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 
-import Redis from 'ioredis';
-import { createClient, RESP_TYPES } from 'redis';
+import { RESP_TYPES } from 'redis';
 
-const port = Number(process.env.BRIDGE_PORT);
+import { closeAll, closeLater, ioredis, nodeRedis } from './clients.mjs';
+
 const socketPath = process.env.BRIDGE_SOCKET;
-const password = process.env.BRIDGE_PASSWORD;
-assert.ok(port > 0, 'BRIDGE_PORT must be set');
 assert.ok(socketPath, 'BRIDGE_SOCKET must be set');
-assert.ok(password, 'BRIDGE_PASSWORD must be set');
 
 const timeout = 15000;
-const toClose = [];
-
-function ioredis(options = {}) {
-    const c = new Redis({
-        host: '127.0.0.1', port, password, lazyConnect: true,
-        maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 5000, ...options,
-    });
-    toClose.push(() => c.disconnect());
-    return c;
-}
-
-function nodeRedis(options = {}) {
-    const c = createClient({
-        socket: { host: '127.0.0.1', port, connectTimeout: 5000, reconnectStrategy: false },
-        password, ...options,
-    });
-    c.on('error', () => {});  // surfaced through the rejected promises instead
-    toClose.push(() => c.destroy());
-    return c;
-}
-
-after(() => { for (const close of toClose) { try { close(); } catch { /* already closed */ } } });
+after(closeAll);
 
 test('ioredis: SET/GET, binary values, errors', { timeout }, async () => {
     const r = ioredis();
@@ -155,7 +131,7 @@ test('node-redis RESP3: pub/sub on a dedicated connection', { timeout }, async (
     await pub.connect();
     const sub = pub.duplicate();
     sub.on('error', () => {});
-    toClose.push(() => sub.destroy());
+    closeLater(() => sub.destroy());
     await sub.connect();
     let deliver;
     const received = new Promise((resolve) => { deliver = resolve; });
@@ -175,7 +151,7 @@ test('node-redis RESP2: SET/GET and pub/sub', { timeout }, async () => {
     assert.equal(await c.get('nr2:k'), 'v2');
     const sub = c.duplicate();
     sub.on('error', () => {});
-    toClose.push(() => sub.destroy());
+    closeLater(() => sub.destroy());
     await sub.connect();
     let deliver;
     const received = new Promise((resolve) => { deliver = resolve; });

@@ -378,7 +378,16 @@ void client_core::handle_client(const std::vector<std::string>& args, std::strin
             targets.push_back(id);
         }
     }
+    // Subcommands that leave the connection as it was need no RESET before its next client
+    // (RESET would not clear SETINFO's library name either; every library sends it).
+    static constexpr std::string_view stateless[] = {
+        "getname", "getredir", "help",    "id",      "info",         "kill",
+        "list",    "pause",    "unpause", "unblock", "trackinginfo", "setinfo"};
+    const bool was_dirty = dirty_;
     forward_held(frame, "client");
+    if (std::find(std::begin(stateless), std::end(stateless), sub) != std::end(stateless)) {
+        dirty_ = was_dirty;
+    }
     if (sub == "reply" && args.size() == 3 && lower(args[2]) != "on") leave_request_reply();
 }
 

@@ -167,6 +167,10 @@ const std::string slots_one =
 const std::string slots_one_local =
     "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$3\r\nid0\r\n";
 
+const std::string maint_refused =
+    "-ERR redis-sidecar: CLIENT MAINT_NOTIFICATIONS is not passed on: the sidecar follows the "
+    "upstream's maintenance and failovers itself\r\n";
+
 std::vector<core_case> cases() {
     const std::string ping = cmd({"PING"});
     const std::string get_a = cmd({"GET", "a"});
@@ -244,12 +248,26 @@ std::vector<core_case> cases() {
          "+PONG\r\n+RESET\r\n", true, kind::discard},
         {"getname_of_an_unnamed_client", cmd({"CLIENT", "GETNAME"}) + "CLIENT GETNAME\r\n", "", "",
          "$-1\r\n$-1\r\n"},
-        {"maint_notifications_are_refused_and_the_next_command_goes_on",
-         cmd({"CLIENT", "MAINT_NOTIFICATIONS", "ON", "moving-endpoint-type", "internal-ip"}) +
-             cmd({"GET", "k"}),
-         cmd({"GET", "k"}), "$1\r\nv\r\n",
-         "-ERR redis-sidecar: CLIENT MAINT_NOTIFICATIONS is not passed on: the sidecar follows "
-         "the upstream's maintenance and failovers itself\r\n$1\r\nv\r\n"},
+        // What node-redis 5 pipelines when it connects: the local refusal keeps its place
+        // between the forwarded replies, in both protocols; SETINFO leaves the connection clean.
+        {"maint_notifications_refused_in_place_in_a_pipeline",
+         cmd({"GET", "a"}) + cmd({"CLIENT", "SETINFO", "LIB-NAME", "node-redis"}) +
+             cmd({"CLIENT", "MAINT_NOTIFICATIONS", "ON", "moving-endpoint-type", "internal-ip"}) +
+             "client maint_notifications on\r\n" + cmd({"GET", "b"}),
+         cmd({"GET", "a"}) + cmd({"CLIENT", "SETINFO", "LIB-NAME", "node-redis"}) +
+             cmd({"GET", "b"}),
+         "$1\r\n1\r\n+OK\r\n$1\r\n2\r\n",
+         "$1\r\n1\r\n+OK\r\n" + maint_refused + maint_refused + "$1\r\n2\r\n"},
+        {"maint_notifications_refused_in_place_in_resp3",
+         cmd({"HELLO", "3"}) + cmd({"CLIENT", "SETINFO", "LIB-VER", "5.9.0"}) +
+             cmd({"CLIENT", "MAINT_NOTIFICATIONS", "ON"}) + cmd({"GET", "k"}),
+         cmd({"HELLO", "3"}) + cmd({"CLIENT", "SETINFO", "LIB-VER", "5.9.0"}) + cmd({"GET", "k"}),
+         "%1\r\n+proto\r\n:3\r\n+OK\r\n_\r\n",
+         "%1\r\n+proto\r\n:3\r\n+OK\r\n" + maint_refused + "_\r\n", false, kind::reset, 0},
+        {"setinfo_leaves_the_connection_clean",
+         cmd({"CLIENT", "SETINFO", "LIB-NAME", "ioredis"}) + cmd({"CLIENT", "LIST"}),
+         cmd({"CLIENT", "SETINFO", "LIB-NAME", "ioredis"}) + cmd({"CLIENT", "LIST"}),
+         "+OK\r\n$3\r\nid=\r\n", "+OK\r\n$3\r\nid=\r\n"},
         {"getname_after_setname_asks_the_upstream",
          cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}),
          cmd({"CLIENT", "SETNAME", "me"}) + cmd({"CLIENT", "GETNAME"}), "+OK\r\n$2\r\nme\r\n",

@@ -35,7 +35,7 @@ struct session_context {
     bool passthrough_auth = false;
     /// A local AUTH naming another user than the sidecar's has been logged (once per process).
     bool other_user_logged = false;
-    /// A refused CLIENT MAINT_NOTIFICATIONS has been logged (once per process).
+    /// A refused CLIENT MAINT_NOTIFICATIONS has been logged (once per listener).
     bool maint_notifications_logged = false;
     /// CLIENT IDs that a client named in CLIENT TRACKING … REDIRECT: the connection with that
     /// id is closed, not reused, when its client leaves. Bounded: the oldest are forgotten.

@@ -379,10 +379,11 @@ void client_core::handle_client(const std::vector<std::string>& args, std::strin
         }
     }
     // Subcommands that leave the connection as it was need no RESET before its next client
-    // (RESET would not clear SETINFO's library name either; every library sends it).
-    static constexpr std::string_view stateless[] = {
-        "getname", "getredir", "help",    "id",      "info",         "kill",
-        "list",    "pause",    "unpause", "unblock", "trackinginfo", "setinfo"};
+    // (RESET would not clear SETINFO's library name either; every library sends it). Not KILL:
+    // `SKIPME no` may have killed this very connection, which the RESET then finds out.
+    static constexpr std::string_view stateless[] = {"getname", "getredir",     "help",   "id",
+                                                     "info",    "list",         "pause",  "unpause",
+                                                     "unblock", "trackinginfo", "setinfo"};
     const bool was_dirty = dirty_;
     forward_held(frame, "client");
     if (std::find(std::begin(stateless), std::end(stateless), sub) != std::end(stateless)) {

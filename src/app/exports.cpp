@@ -227,8 +227,8 @@ const exported app_exports[] = {
      bridge<&B::commands_forwarded>},
     {{"redis_sidecar_commands_intercepted_total", counter,
       "Client commands the sidecar read whole before deciding (AUTH, HELLO, QUIT, RESET, "
-      "CLIENT; CLUSTER in cluster mode): answered by the sidecar itself (local AUTH, QUIT, CLIENT MAINT_NOTIFICATIONS "
-      "refused) or forwarded."},
+      "CLIENT; CLUSTER in cluster mode): answered by the sidecar itself (local AUTH, QUIT, "
+      "CLIENT MAINT_NOTIFICATIONS refused) or forwarded."},
      bridge<&B::commands_intercepted>},
     {{"redis_sidecar_client_received_bytes_total", counter, "Bytes received from local clients."},
      bridge<&B::bytes_from_clients>},

@@ -37,11 +37,12 @@ bool starts_with(std::string_view s, std::string_view p) {
     return s.substr(0, p.size()) == p;
 }
 
-// Commands after which the connection carries state a next client must not inherit.
+// Commands after which the connection carries state a next client must not inherit (CLIENT:
+// by its subcommand, in handle_client).
 bool changes_connection_state(std::string_view name) {
     static constexpr std::string_view names[] = {
-        "multi",     "watch",      "select",     "client",  "hello", "readonly", "readwrite",
-        "subscribe", "psubscribe", "ssubscribe", "monitor", "reset", "swapdb"};
+        "multi",     "watch",      "select",     "hello",   "readonly", "readwrite",
+        "subscribe", "psubscribe", "ssubscribe", "monitor", "reset",    "swapdb"};
     return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
@@ -378,16 +379,15 @@ void client_core::handle_client(const std::vector<std::string>& args, std::strin
             targets.push_back(id);
         }
     }
+    forward_held(frame, "client");
     // Subcommands that leave the connection as it was need no RESET before its next client
     // (RESET would not clear SETINFO's library name either; every library sends it). Not KILL:
     // `SKIPME no` may have killed this very connection, which the RESET then finds out.
     static constexpr std::string_view stateless[] = {"getname", "getredir",     "help",   "id",
                                                      "info",    "list",         "pause",  "unpause",
                                                      "unblock", "trackinginfo", "setinfo"};
-    const bool was_dirty = dirty_;
-    forward_held(frame, "client");
-    if (std::find(std::begin(stateless), std::end(stateless), sub) != std::end(stateless)) {
-        dirty_ = was_dirty;
+    if (std::find(std::begin(stateless), std::end(stateless), sub) == std::end(stateless)) {
+        dirty_ = true;
     }
     if (sub == "reply" && args.size() == 3 && lower(args[2]) != "on") leave_request_reply();
 }
